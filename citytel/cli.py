@@ -1,0 +1,131 @@
+"""The ``citytel`` command: the composition root that reads settings and wires the parts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from citytel import supervisor
+from citytel.errors import CitytelError
+from citytel.settings import Settings, broker_from_url
+
+log = logging.getLogger("citytel")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.run(settings, args) or 0)
+    except CitytelError as exc:
+        log.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="citytel", description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="command")
+    p = sub.add_parser("up", help="run broker, database, ingester, API and a simulated city")
+    p.add_argument("--no-simulator", action="store_true", help="do not start the simulator")
+    p.set_defaults(run=_up)
+    p = sub.add_parser("ingest", help="run the ingester against CITYTEL_DATABASE_URL/MQTT_URL")
+    p.set_defaults(run=_ingest)
+    p = sub.add_parser("api", help="serve the HTTP API")
+    p.set_defaults(run=_api)
+    p = sub.add_parser("simulate", help="publish a simulated city to CITYTEL_MQTT_URL")
+    for name, default in (
+        ("streetlights", 30),
+        ("environment", 6),
+        ("traffic", 6),
+        ("gateways", 3),
+        ("seed", 1),
+    ):
+        p.add_argument(f"--{name}", type=int, default=default)
+    p.add_argument("--interval", type=float, default=10.0, help="seconds between readings")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
+    p.add_argument("--msgpack", action="store_true", help="publish MessagePack, not JSON")
+    p.set_defaults(run=_simulate)
+    db = sub.add_parser("db", help="database maintenance")
+    dbsub = db.add_subparsers(required=True, metavar="action")
+    p = dbsub.add_parser("upgrade", help="apply pending migrations")
+    p.set_defaults(run=_db_upgrade)
+    return parser
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(coro)
+
+
+def _require(value: str | None, name: str) -> str:
+    if not value:
+        raise CitytelError(f"set CITYTEL_{name} (or use `citytel up`, which starts servers)")
+    return value
+
+
+def _up(settings: Settings, args: argparse.Namespace) -> None:
+    _run(supervisor.up(settings, simulate=not args.no_simulator))
+
+
+def _ingest(settings: Settings, args: argparse.Namespace) -> None:
+    database_url = _require(settings.database_url, "DATABASE_URL")
+    mqtt_url = _require(settings.mqtt_url, "MQTT_URL")
+
+    async def run() -> None:
+        async with supervisor.ingester(settings, database_url, mqtt_url) as ingester:
+            await ingester.wait()
+
+    _run(run())
+
+
+def _api(settings: Settings, args: argparse.Namespace) -> None:
+    database_url = _require(settings.database_url, "DATABASE_URL")
+
+    _run(supervisor.api_server(settings, database_url).serve())
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> None:
+    from simulators.city import build_city
+    from simulators.run import Simulation
+
+    broker = broker_from_url(_require(settings.mqtt_url, "MQTT_URL"))
+    city = build_city(
+        seed=args.seed,
+        streetlights=args.streetlights,
+        environment=args.environment,
+        traffic=args.traffic,
+        gateways=args.gateways,
+    )
+
+    async def run() -> None:
+        async with Simulation(
+            city,
+            host=broker.host,
+            port=broker.port,
+            seed=args.seed,
+            interval_s=args.interval,
+            speed=args.speed,
+            prefix=settings.topic_prefix,
+            binary=args.msgpack,
+        ) as sim:
+            await sim.wait()
+
+    _run(run())
+
+
+def _db_upgrade(settings: Settings, args: argparse.Namespace) -> None:
+    _run(supervisor.migrate(settings, _require(settings.database_url, "DATABASE_URL")))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""Local Mosquitto and PostgreSQL servers in a directory of ours, for ``citytel up`` and tests.
+
+Both are context managers that start the server on entry and stop it on exit. They use
+the Debian packages' binaries (``mosquitto``, ``/usr/lib/postgresql/*/bin``). PostgreSQL
+refuses to run as root, so as root the cluster is owned by and run as ``postgres``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import glob
+import logging
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from citytel.errors import ServerError
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(
+    port: int,
+    *,
+    timeout: float,
+    process: subprocess.Popen[bytes] | None = None,
+    what: str = "server",
+) -> None:
+    """Block until something accepts connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ServerError(f"{what} exited with code {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise ServerError(f"{what} did not listen on port {port} within {timeout:.0f} s")
+
+
+def _postgres_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise ServerError("no PostgreSQL server found: install the Debian package 'postgresql'")
+
+
+def _version_key(path: str) -> float:
+    try:
+        return float(Path(path).parts[-3])
+    except ValueError:
+        return 0.0
+
+
+class LocalPostgres:
+    """A PostgreSQL cluster in ``data_dir`` listening on 127.0.0.1:``port``.
+
+    The cluster is created on first use and kept: a second start reuses its data.
+    ``fsync=False`` trades crash safety for speed, for throwaway test clusters.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        fsync: bool = True,
+        settings: dict[str, str] | None = None,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port or free_port()
+        self._fsync = fsync
+        self._settings = settings or {}
+        self._bin = _postgres_bin()
+        self._as_postgres = os.geteuid() == 0
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://citytel@127.0.0.1:{self.port}/citytel"
+
+    def url_for(self, dbname: str) -> str:
+        return f"postgresql://citytel@127.0.0.1:{self.port}/{dbname}"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb()
+        options = [
+            f"-p {self.port}",
+            "-c listen_addresses=127.0.0.1",
+            f"-c unix_socket_directories={self.data_dir}",
+            f"-c fsync={'on' if self._fsync else 'off'}",
+        ]
+        options += [f"-c {k}={v}" for k, v in self._settings.items()]
+        self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-o",
+            " ".join(options),
+        )
+        self._create_database("citytel")
+        log.info("PostgreSQL listening on 127.0.0.1:%d (%s)", self.port, self.data_dir)
+
+    def stop(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_dir), check=False)
+
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        """Create database ``name`` (optionally as a copy of ``template``); its URL."""
+        self._create_database(name, template=template)
+        return self.url_for(name)
+
+    def _create_database(self, name: str, *, template: str | None = None) -> None:
+        args = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "citytel"]
+        if template:
+            args += ["-T", template]
+        exists = subprocess.run(
+            [
+                str(self._bin / "psql"),
+                *args[:6],
+                "-d",
+                "postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{name}'",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if exists.stdout.strip() != "1":
+            self._run("createdb", *args, name)
+
+    def _initdb(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._as_postgres:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.data_dir, user.pw_uid, user.pw_gid)
+            self._check_reachable()
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "citytel",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-instructions",
+        )
+
+    def _check_reachable(self) -> None:
+        for parent in self.data_dir.parents:
+            if not parent.stat().st_mode & 0o001:
+                raise ServerError(
+                    f"PostgreSQL runs as user postgres and cannot reach {self.data_dir}:"
+                    f" {parent} is not searchable by others (chmod o+x {parent})"
+                )
+
+    def _run(self, program: str, *args: str, check: bool = True) -> None:
+        command = [str(self._bin / program), *args]
+        if self._as_postgres and program in {"initdb", "pg_ctl"}:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if check and done.returncode != 0:
+            raise ServerError(f"{program} failed: {done.stderr.strip() or done.stdout.strip()}")
+
+
+MOSQUITTO_CONF = """\
+# Written by citytel for a local broker; see deploy/mosquitto/ for production.
+listener {port} 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location {dir}/
+autosave_interval 10
+user {user}
+log_dest file {dir}/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+# The ingester's session is persistent: while it is away the broker queues for it.
+# The default (1000 messages) would drop readings; cap by bytes instead.
+max_queued_messages 0
+max_queued_bytes {max_queued_bytes}
+# Outgoing window for MQTT 3 clients; MQTT 5 clients set theirs (receive maximum).
+max_inflight_messages 1000
+max_packet_size {max_packet_size}
+"""
+
+
+class LocalMosquitto:
+    """A Mosquitto broker with persistence in ``data_dir`` on 127.0.0.1:``port``."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        max_queued_bytes: int = 2 << 30,
+        max_packet_size: int = 16 << 20,
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.port = port or free_port()
+        self._max_queued_bytes = max_queued_bytes
+        self._max_packet_size = max_packet_size
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise ServerError("no Mosquitto found: install the Debian package 'mosquitto'")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.data_dir / "mosquitto.conf"
+        conf.write_text(
+            MOSQUITTO_CONF.format(
+                port=self.port,
+                dir=self.data_dir,
+                user=getpass.getuser(),
+                max_queued_bytes=self._max_queued_bytes,
+                max_packet_size=self._max_packet_size,
+            )
+        )
+        self._process = subprocess.Popen([binary, "-c", str(conf)], stdin=subprocess.DEVNULL)
+        wait_for_port(self.port, timeout=10, process=self._process, what="mosquitto")
+        log.info("Mosquitto listening on 127.0.0.1:%d (%s)", self.port, self.data_dir)
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self._process is None:
+            return
+        if kill:
+            self._process.kill()
+        else:
+            self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None

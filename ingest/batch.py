@@ -1,0 +1,312 @@
+"""Turning a batch of deliveries into columns: NumPy arrays of values, messages, dead letters.
+
+Per message and per reading there is a little Python (appending to lists); per value
+there is none: metric lookup, range, kind and time checks run vectorised over the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import repeat
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from devices.catalog import METRICS
+from devices.contract import (
+    DEVICES,
+    STATUS,
+    TELEMETRY,
+    TELEMETRY_MSGPACK,
+    DeviceInfo,
+    Timestamp,
+    parse_topic,
+)
+from ingest.decode import Decoder, Rejection
+from ingest.limits import Limits
+from ingest.reasons import Reason
+from storage.registry import KIND_CODES
+from storage.writer import NO_TIME, DeadLetterRow, MessageColumns, ValueColumns
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+_METRIC_IDS = {m.name: m.id for m in METRICS}
+_SIZE = max(m.id for m in METRICS) + 1
+_LOW = np.full(_SIZE, np.nan)
+_HIGH = np.full(_SIZE, np.nan)
+_KIND = np.zeros(_SIZE, dtype=np.int8)
+_NAME = [""] * _SIZE
+_UNIT = [""] * _SIZE
+for _m in METRICS:
+    _LOW[_m.id], _HIGH[_m.id], _KIND[_m.id] = _m.low, _m.high, KIND_CODES[_m.kind.value]
+    _NAME[_m.id], _UNIT[_m.id] = _m.name, _m.unit
+_KIND_NAME = {code: kind for kind, code in KIND_CODES.items()}
+
+
+_MS_BOUND = 1 << 52  # ~142,000 years: clamp before scaling so int64 cannot overflow
+
+
+def unix_us(ts: Timestamp) -> int:
+    """A contract timestamp (epoch ms or aware datetime) as Unix microseconds."""
+    if isinstance(ts, int):
+        return max(-_MS_BOUND, min(ts, _MS_BOUND)) * 1000
+    return (ts - _EPOCH) // _US
+
+
+@dataclass(slots=True)
+class Columns:
+    """A batch ready to write, plus what the registry and gateways must learn from it."""
+
+    messages: MessageColumns
+    values: ValueColumns
+    dead_letters: list[DeadLetterRow]
+
+
+@dataclass(slots=True)
+class BatchBuilder:
+    """Collects deliveries (topic, payload) of one batch; ``columns`` turns them into arrays."""
+
+    decoder: Decoder
+    limits: Limits
+    prefix: str = ""
+    deliveries: int = 0
+    # per message
+    msg_gateway: list[str] = field(default_factory=list)
+    msg_seq: list[int] = field(default_factory=list)
+    msg_sent: list[Timestamp | None] = field(default_factory=list)
+    msg_received: list[int] = field(default_factory=list)
+    msg_topic: list[str] = field(default_factory=list)
+    # per reading
+    r_device: list[str] = field(default_factory=list)
+    r_ts: list[Timestamp] = field(default_factory=list)
+    r_count: list[int] = field(default_factory=list)
+    r_msg: list[int] = field(default_factory=list)
+    # per value
+    v_name: list[str] = field(default_factory=list)
+    v_value: list[float] = field(default_factory=list)
+    # the rest
+    device_gateway: dict[str, str] = field(default_factory=dict)
+    announced: list[tuple[str, DeviceInfo]] = field(default_factory=list)
+    statuses: dict[str, tuple[str, int]] = field(default_factory=dict)
+    dead_letters: list[DeadLetterRow] = field(default_factory=list)
+    _seen: set[tuple[str, int]] = field(default_factory=set)
+
+    def add(self, topic: str, payload: bytes, received_us: int) -> None:
+        """Take one delivery; input that cannot be stored becomes a dead letter."""
+        self.deliveries += 1
+        parsed = parse_topic(topic, prefix=self.prefix)
+        if parsed is None:
+            self._dead(
+                topic,
+                received_us,
+                Rejection(Reason.INVALID_TOPIC, "not a gateway contract v1 topic", payload[:1024]),
+            )
+            return
+        gateway_id, channel = parsed
+        if channel in (TELEMETRY, TELEMETRY_MSGPACK):
+            self._telemetry(topic, gateway_id, payload, received_us, channel != TELEMETRY)
+        elif channel == STATUS:
+            status, rejections = self.decoder.status(payload)
+            if status is not None:
+                self.statuses[gateway_id] = (status, received_us)
+            self._dead_all(topic, received_us, rejections, gateway_id)
+        elif channel == DEVICES:
+            devices, rejections = self.decoder.announcement(gateway_id, payload)
+            self.announced.extend((gateway_id, d) for d in devices)
+            self._dead_all(topic, received_us, rejections, gateway_id)
+
+    def _telemetry(
+        self, topic: str, gateway_id: str, payload: bytes, received_us: int, binary: bool
+    ) -> None:
+        message, rejections = self.decoder.telemetry(gateway_id, payload, binary=binary)
+        if message is None:
+            self._dead_all(topic, received_us, rejections, gateway_id)
+            return
+        identity = (gateway_id, message.seq)
+        if identity in self._seen:  # delivered twice within this batch: store it once
+            return
+        self._seen.add(identity)
+        index = len(self.msg_gateway)
+        self.msg_gateway.append(gateway_id)
+        self.msg_seq.append(message.seq)
+        self.msg_sent.append(message.sent_at)
+        self.msg_received.append(received_us)
+        self.msg_topic.append(topic)
+        for d in rejections:
+            self.dead_letters.append(
+                DeadLetterRow(
+                    received_us,
+                    topic,
+                    d.reason,
+                    d.detail,
+                    d.payload,
+                    gateway_id,
+                    message.seq,
+                    index,
+                )
+            )
+        readings = message.readings
+        self.r_msg.extend(repeat(index, len(readings)))
+        device_gateway = self.device_gateway
+        for r in readings:
+            metrics = r.metrics
+            self.r_device.append(r.device_id)
+            self.r_ts.append(r.ts)
+            self.r_count.append(len(metrics))
+            self.v_name.extend(metrics)
+            self.v_value.extend(metrics.values())
+            if r.device_id not in device_gateway:
+                device_gateway[r.device_id] = gateway_id
+
+    def _dead_all(
+        self,
+        topic: str,
+        received_us: int,
+        rejections: list[Rejection],
+        gateway_id: str | None = None,
+    ) -> None:
+        for r in rejections:
+            self._dead(topic, received_us, r, gateway_id)
+
+    def _dead(
+        self, topic: str, received_us: int, r: Rejection, gateway_id: str | None = None
+    ) -> None:
+        self.dead_letters.append(
+            DeadLetterRow(received_us, topic, r.reason, r.detail, r.payload, gateway_id)
+        )
+
+    def columns(
+        self,
+        gateway_keys: dict[str, int],
+        device_keys: npt.NDArray[np.int32],
+        kinds: npt.NDArray[np.int8],
+        now_us: int,
+    ) -> Columns:
+        """The batch as arrays. ``device_keys`` follows ``r_device``; ``kinds`` is by key."""
+        messages = MessageColumns(
+            gateway=np.fromiter(
+                map(gateway_keys.__getitem__, self.msg_gateway), np.int32, len(self.msg_gateway)
+            ),
+            seq=np.array(self.msg_seq, dtype=np.int64),
+            sent_at_us=np.array(
+                [NO_TIME if t is None else unix_us(t) for t in self.msg_sent], dtype=np.int64
+            ),
+            received_at_us=np.array(self.msg_received, dtype=np.int64),
+        )
+        dead = list(self.dead_letters)  # columns() may run again if a write is retried
+        time_us = _times_us(self.r_ts)
+        count = np.array(self.r_count, dtype=np.int64)
+        bad_reading = self._check_readings(time_us, count, now_us, dead)
+        reading = np.repeat(np.arange(len(count), dtype=np.int32), count)
+        metric = np.fromiter(
+            map(_METRIC_IDS.get, self.v_name, repeat(0)), np.int16, len(self.v_name)
+        )
+        value = np.array(self.v_value, dtype=np.float64)
+        r_msg = np.array(self.r_msg, dtype=np.int32)
+        values = ValueColumns(
+            time_us[reading], device_keys[reading], metric, value, r_msg[reading], reading
+        )
+        ok = ~bad_reading[reading] & self._check_values(values, kinds, dead)
+        return Columns(messages, values.take(ok), dead)
+
+    def _check_readings(
+        self,
+        time_us: npt.NDArray[np.int64],
+        count: npt.NDArray[np.int64],
+        now_us: int,
+        dead: list[DeadLetterRow],
+    ) -> npt.NDArray[np.bool_]:
+        limits = self.limits
+        future = f"timestamp more than {limits.future_tolerance_s:g} s ahead of the ingester"
+        checks = (
+            (
+                count > limits.max_metrics_per_reading,
+                Reason.TOO_MANY_METRICS,
+                f"more than {limits.max_metrics_per_reading} metrics",
+            ),
+            (
+                time_us < limits.earliest_ms * 1000,
+                Reason.TIME_TOO_EARLY,
+                "timestamp before 2000-01-01",
+            ),
+            (
+                time_us > now_us + int(limits.future_tolerance_s * 1e6),
+                Reason.TIME_IN_FUTURE,
+                future,
+            ),
+        )
+        starts = np.cumsum(count) - count
+        bad = np.zeros(len(count), dtype=np.bool_)
+        for mask, reason, detail in checks:
+            for i in np.flatnonzero(mask & ~bad).tolist():
+                dead.append(self._dead_reading(i, int(starts[i]), reason, detail))
+            bad |= mask
+        return bad
+
+    def _check_values(
+        self, v: ValueColumns, kinds: npt.NDArray[np.int8], dead: list[DeadLetterRow]
+    ) -> npt.NDArray[np.bool_]:
+        device_kind = kinds[v.device]
+        unknown = v.metric == 0
+        wrong_kind = ~unknown & (device_kind != 0) & (device_kind != _KIND[v.metric])
+        finite = np.isfinite(v.value)
+        with np.errstate(invalid="ignore"):
+            out_of_range = finite & ((v.value < _LOW[v.metric]) | (v.value > _HIGH[v.metric]))
+        bad = unknown | wrong_kind | ~finite | out_of_range
+        for i in np.flatnonzero(bad).tolist():
+            reason, detail = self._why(v, i, int(device_kind[i]))
+            dead.append(self._dead_value(v, i, reason, detail))
+        return ~bad
+
+    def _why(self, v: ValueColumns, i: int, device_kind: int) -> tuple[Reason, str]:
+        name, x, metric = self.v_name[i], self.v_value[i], int(v.metric[i])
+        if metric == 0:
+            return Reason.UNKNOWN_METRIC, f"metric {name!r} is not in the catalog"
+        if device_kind != 0 and device_kind != _KIND[metric]:
+            kind = _KIND_NAME[device_kind]
+            return Reason.METRIC_NOT_OF_KIND, f"metric {name!r} is not reported by a {kind}"
+        if not np.isfinite(x):
+            return Reason.NOT_FINITE, f"{name} = {x!r}"
+        bounds = f"[{_LOW[metric]:g}, {_HIGH[metric]:g}] {_UNIT[metric]}"
+        return Reason.OUT_OF_RANGE, f"{name} = {x!r} outside {bounds}"
+
+    def _dead_reading(self, i: int, first: int, reason: Reason, detail: str) -> DeadLetterRow:
+        n = self.r_count[i]
+        metrics = dict(
+            zip(self.v_name[first : first + n], self.v_value[first : first + n], strict=True)
+        )
+        part = {"device_id": self.r_device[i], "ts": self.r_ts[i], "metrics": metrics}
+        return self._dead_row(self.r_msg[i], reason, detail, part)
+
+    def _dead_value(self, v: ValueColumns, i: int, reason: Reason, detail: str) -> DeadLetterRow:
+        r = int(v.reading[i])
+        part = {
+            "device_id": self.r_device[r],
+            "ts": self.r_ts[r],
+            "metric": self.v_name[i],
+            "value": self.v_value[i],
+        }
+        return self._dead_row(self.r_msg[r], reason, detail, part)
+
+    def _dead_row(self, m: int, reason: Reason, detail: str, part: object) -> DeadLetterRow:
+        return DeadLetterRow(
+            self.msg_received[m],
+            self.msg_topic[m],
+            reason,
+            detail,
+            msgspec.json.encode(part),
+            self.msg_gateway[m],
+            self.msg_seq[m],
+            m,
+        )
+
+
+def _times_us(stamps: list[Timestamp]) -> npt.NDArray[np.int64]:
+    try:  # all epoch milliseconds: the common case, converted in C
+        ms = np.array(stamps, dtype=np.int64)
+        return np.clip(ms, -_MS_BOUND, _MS_BOUND) * 1000
+    except (TypeError, OverflowError):
+        return np.fromiter(map(unix_us, stamps), np.int64, len(stamps))

@@ -1,0 +1,201 @@
+"""The ingester: MQTT deliveries in, committed rows and dead letters out, acks last.
+
+Each batch is decoded, validated, and written in one transaction; only then are its
+messages acknowledged to the broker. If the database is down the batch is retried with
+backoff and nothing is acknowledged, so the broker stops sending once ``receive_maximum``
+messages are unacknowledged and queues the rest: memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from types import TracebackType
+from typing import Self
+
+import psycopg
+
+from citytel.errors import StorageError, StorageUnavailable
+from devices.contract import subscriptions
+from ingest.batch import BatchBuilder
+from ingest.decode import Decoder
+from ingest.limits import Limits
+from ingest.mqtt import Broker, Delivery, Subscription
+from ingest.reasons import Reason
+from ingest.stats import IngestStats
+from storage.database import Mode, connect, current_mode
+from storage.registry import DeviceUpsert, Registry
+from storage.writer import DeadLetterRow, WriteResult, write_batch
+
+log = logging.getLogger(__name__)
+
+
+class Ingester:
+    """Runs while used as an async context manager; ``stats`` counts what it did."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        broker: Broker,
+        client_id: str = "citytel-ingest",
+        share_group: str | None = None,
+        topic_prefix: str = "",
+        limits: Limits | None = None,
+        batch_max_messages: int = 5_000,
+        batch_max_wait_s: float = 0.1,
+        receive_maximum: int = 20_000,
+        session_expiry_s: int = 7 * 86_400,
+        retry_max_s: float = 10.0,
+    ) -> None:
+        topics = subscriptions(prefix=topic_prefix)
+        if share_group:
+            topics = [f"$share/{share_group}/{t}" for t in topics]
+        self._database_url = database_url
+        self._limits = limits or Limits()
+        self._decoder = Decoder(limits=self._limits)
+        self._prefix = topic_prefix
+        self._batch_max_messages = batch_max_messages
+        self._batch_max_wait_s = batch_max_wait_s
+        self._retry_max_s = retry_max_s
+        self._subscription = Subscription(
+            broker=broker,
+            client_id=client_id,
+            topics=topics,
+            session_expiry_s=session_expiry_s,
+            receive_maximum=receive_maximum,
+            wake_at=min(batch_max_messages, receive_maximum // 2),
+        )
+        self._registry = Registry()
+        self._conn: psycopg.AsyncConnection[object] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.stats = IngestStats()
+        self.mode: Mode | None = None
+
+    async def __aenter__(self) -> Self:
+        self._conn = await connect(self._database_url, autocommit=True)
+        self.mode = await current_mode(self._conn)
+        log.info("ingester storing in %s mode", self.mode)
+        await self._subscription.__aenter__()
+        self._task = asyncio.create_task(self._run(), name="citytel-ingest")
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._subscription.__aexit__(t, e, tb)
+        if self._conn is not None:
+            await self._conn.close()
+
+    async def wait(self) -> None:
+        """Run until cancelled, or until the ingest loop fails."""
+        assert self._task is not None, "use the Ingester as an async context manager"
+        await asyncio.shield(self._task)
+
+    async def _run(self) -> None:
+        subscription = self._subscription
+        while True:
+            await subscription.wait(self._batch_max_wait_s)
+            deliveries = subscription.take()
+            if not deliveries:
+                continue
+            # A cancelled ingester still finishes the batch it holds: commit, then ack.
+            await asyncio.shield(self._commit(deliveries))
+
+    async def _commit(self, deliveries: list[Delivery]) -> None:
+        for start in range(0, len(deliveries), self._batch_max_messages):
+            chunk = deliveries[start : start + self._batch_max_messages]
+            await self._store(chunk)
+            self._subscription.ack(chunk)
+        self.stats.deliveries += len(deliveries)
+
+    async def _store(self, deliveries: list[Delivery]) -> None:
+        builder = self._builder(deliveries)
+        delay = 0.2
+        while True:
+            try:
+                self._count(await self._write(builder))
+                return
+            except StorageUnavailable as exc:
+                self.stats.write_retries += 1
+                log.warning("database unavailable, retrying in %.1f s: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max_s)
+                await self._reconnect()
+            except StorageError as exc:
+                if len(deliveries) == 1:
+                    await self._reject(deliveries[0], exc)
+                    return
+                log.warning("batch rejected by the database, storing message by message: %s", exc)
+                for d in deliveries:
+                    await self._store([d])
+                return
+
+    def _builder(self, deliveries: list[Delivery]) -> BatchBuilder:
+        builder = BatchBuilder(self._decoder, self._limits, self._prefix)
+        add = builder.add
+        for d in deliveries:
+            add(d.topic, d.payload, d.received_us)
+        return builder
+
+    async def _write(self, builder: BatchBuilder) -> WriteResult:
+        conn = self._conn
+        if conn is None or conn.closed:
+            raise StorageUnavailable("no database connection")
+        registry = self._registry
+        gateway_ids = set(builder.msg_gateway) | set(builder.statuses)
+        gateway_ids.update(g for g, _ in builder.announced)
+        gateways = await registry.gateway_keys(conn, gateway_ids)
+        if builder.announced:
+            await registry.announce(conn, [_upsert(g, d) for g, d in builder.announced])
+        device_gateway = {d: gateways[g] for d, g in builder.device_gateway.items()}
+        devices = await registry.device_keys(conn, builder.r_device, device_gateway)
+        columns = builder.columns(gateways, devices, registry.kinds, time.time_ns() // 1000)
+        result = await write_batch(conn, columns.messages, columns.values, columns.dead_letters)
+        if builder.statuses:
+            await registry.set_status(conn, builder.statuses)
+        return result
+
+    async def _reject(self, delivery: Delivery, exc: StorageError) -> None:
+        """Dead-letter one message the database refuses even on its own."""
+        log.error("database rejected a message on %s: %s", delivery.topic, exc)
+        row = DeadLetterRow(
+            delivery.received_us,
+            delivery.topic,
+            Reason.STORAGE_REJECTED,
+            str(exc)[:2000],
+            delivery.payload[: self._limits.dead_letter_payload_bytes],
+        )
+        builder = BatchBuilder(self._decoder, self._limits, self._prefix)
+        builder.dead_letters.append(row)
+        self._count(await self._write(builder))
+
+    async def _reconnect(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+        try:
+            self._conn = await connect(self._database_url, autocommit=True)
+            log.info("database connection re-established")
+        except StorageUnavailable:
+            self._conn = None
+
+    def _count(self, result: WriteResult) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.messages += result.messages
+        stats.duplicates += result.duplicates
+        stats.values += result.values
+        stats.dead_letters.update(d.reason for d in result.dead_letters)
+
+
+def _upsert(gateway_id: str, d: object) -> DeviceUpsert:
+    from devices.contract import DeviceInfo
+
+    assert isinstance(d, DeviceInfo)
+    return DeviceUpsert(d.device_id, d.kind, gateway_id, d.latitude, d.longitude, d.attributes)

@@ -1,0 +1,21 @@
+"""Counters of the ingester, for logs, benchmarks and (later) ``/metrics``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class IngestStats:
+    deliveries: int = 0
+    """Messages the broker handed us (all channels)."""
+    messages: int = 0
+    """Telemetry messages committed for the first time."""
+    duplicates: int = 0
+    """Telemetry messages whose identity was already committed (re-deliveries, re-sends)."""
+    values: int = 0
+    batches: int = 0
+    write_retries: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    """Dead letters committed, by reason."""

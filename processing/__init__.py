@@ -1,0 +1,1 @@
+"""Windowed aggregates and anomaly detection over NumPy arrays (not built yet: issue 4)."""

@@ -1,0 +1,50 @@
+# Sourced by scripts/up and scripts/test: makes this machine able to run citytel.
+# Installs the Debian packages for the servers when missing (as root), creates .venv
+# and installs the project into it. Safe to run again; it skips what is done.
+set -euo pipefail
+
+CITYTEL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$CITYTEL_ROOT"
+
+log() { printf 'citytel setup: %s\n' "$*" >&2; }
+
+have_postgres_server() {
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null
+}
+
+ensure_servers() {
+    local missing=()
+    command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+    have_postgres_server || missing+=(postgresql)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        log "missing Debian packages: ${missing[*]}"
+        log "install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+        exit 1
+    fi
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # Services are not started here: citytel runs its own broker and cluster under ./var.
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_venv() {
+    local python="${CITYTEL_PYTHON:-python3}"
+    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+        log "citytel needs Python 3.11 or newer ($python is $("$python" -V 2>&1))"; exit 1; }
+    [ -x .venv/bin/python ] || { log "creating .venv"; "$python" -m venv .venv; }
+    local stamp=.venv/.citytel-installed
+    local want
+    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        log "installing citytel and its dependencies into .venv"
+        .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+        .venv/bin/python -m pip install -q -e ".[test,dev]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+ensure_servers
+ensure_venv
+export PATH="$CITYTEL_ROOT/.venv/bin:$PATH"

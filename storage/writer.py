@@ -1,0 +1,192 @@
+"""Writing one ingest batch: message identities, values by binary COPY, dead letters.
+
+Everything of a batch is written in one transaction. A message whose identity
+(gateway, seq) is already stored contributes nothing: neither values nor dead letters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+import psycopg
+
+from storage.copy import READINGS_COPY, encode_readings
+from storage.database import map_errors
+
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+NO_MESSAGE = -1
+"""``DeadLetterRow.message`` for input that has no message identity (undecodable, status...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageColumns:
+    """The telemetry messages of a batch, one entry each, identities unique in the batch."""
+
+    gateway: npt.NDArray[np.int32]
+    seq: npt.NDArray[np.int64]
+    sent_at_us: npt.NDArray[np.int64]  # Unix µs; NO_TIME when the gateway sent none
+    received_at_us: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.gateway)
+
+
+NO_TIME = np.iinfo(np.int64).min
+
+
+@dataclass(frozen=True, slots=True)
+class ValueColumns:
+    """The valid values of a batch; ``message`` indexes ``MessageColumns``."""
+
+    time_us: npt.NDArray[np.int64]
+    device: npt.NDArray[np.int32]
+    metric: npt.NDArray[np.int16]
+    value: npt.NDArray[np.float64]
+    message: npt.NDArray[np.int32]
+    reading: npt.NDArray[np.int32]  # index of the reading in the batch, for counting readings
+
+    def __len__(self) -> int:
+        return len(self.time_us)
+
+    def take(self, mask: npt.NDArray[np.bool_]) -> ValueColumns:
+        return ValueColumns(
+            self.time_us[mask],
+            self.device[mask],
+            self.metric[mask],
+            self.value[mask],
+            self.message[mask],
+            self.reading[mask],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    received_at_us: int
+    topic: str
+    reason: str
+    detail: str
+    payload: bytes
+    gateway_id: str | None = None
+    seq: int | None = None
+    message: int = NO_MESSAGE
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What a batch write stored."""
+
+    messages: int = 0
+    duplicates: int = 0
+    values: int = 0
+    dead_letters: list[DeadLetterRow] = field(default_factory=list)
+
+
+_INSERT_MESSAGES = """
+WITH new AS (
+    INSERT INTO messages (gateway, seq, sent_at, received_at, readings, "values")
+    SELECT m.gateway, m.seq,
+           CASE WHEN m.sent_at IS NULL THEN NULL
+                ELSE 'epoch'::timestamptz + m.sent_at * INTERVAL '1 microsecond' END,
+           'epoch'::timestamptz + m.received_at * INTERVAL '1 microsecond',
+           m.readings, m.values
+    FROM unnest(%s::int4[], %s::int8[], %s::int8[], %s::int8[], %s::int4[], %s::int4[])
+         AS m (gateway, seq, sent_at, received_at, readings, values)
+    ORDER BY m.gateway, m.seq
+    ON CONFLICT DO NOTHING
+    RETURNING gateway, seq
+), seen AS (
+    UPDATE gateways g
+    SET last_seen = now(), last_seq = GREATEST(g.last_seq, n.seq), messages = g.messages + n.n
+    FROM (SELECT gateway, max(seq) AS seq, count(*) AS n FROM new GROUP BY gateway) AS n
+    WHERE g.id = n.gateway
+)
+SELECT gateway, seq FROM new
+"""
+
+_COPY_DEAD_LETTERS = (
+    "COPY dead_letters (received_at, topic, reason, detail, gateway_id, seq, payload) FROM STDIN"
+)
+
+
+async def write_batch(
+    conn: psycopg.AsyncConnection[object],
+    messages: MessageColumns,
+    values: ValueColumns,
+    dead_letters: list[DeadLetterRow],
+) -> WriteResult:
+    """Store a batch in one transaction; skips messages whose identity is already stored."""
+    with map_errors():
+        async with conn.transaction():
+            new = await _insert_identities(conn, messages, values)
+            kept_values = values.take(new[values.message]) if len(values) else values
+            kept_letters = [d for d in dead_letters if d.message == NO_MESSAGE or new[d.message]]
+            async with conn.cursor() as cur:
+                if len(kept_values):
+                    async with cur.copy(READINGS_COPY) as copy:
+                        await copy.write(
+                            encode_readings(
+                                kept_values.time_us,
+                                kept_values.device,
+                                kept_values.metric,
+                                kept_values.value,
+                            )
+                        )
+                if kept_letters:
+                    await _copy_dead_letters(cur, kept_letters)
+    n_new = int(new.sum())
+    return WriteResult(n_new, len(messages) - n_new, len(kept_values), kept_letters)
+
+
+async def _insert_identities(
+    conn: psycopg.AsyncConnection[object], messages: MessageColumns, values: ValueColumns
+) -> npt.NDArray[np.bool_]:
+    n = len(messages)
+    new = np.zeros(n, dtype=np.bool_)
+    if n == 0:
+        return new
+    counts = np.bincount(values.message, minlength=n)
+    readings = np.zeros(n, dtype=np.int64)
+    if len(values):
+        first = np.unique(values.reading, return_index=True)[1]
+        readings = np.bincount(values.message[first], minlength=n)
+    sent_at: list[int | None] = [None if t == NO_TIME else t for t in messages.sent_at_us.tolist()]
+    cur = await conn.execute(
+        _INSERT_MESSAGES,
+        (
+            messages.gateway.tolist(),
+            messages.seq.tolist(),
+            sent_at,
+            messages.received_at_us.tolist(),
+            readings.tolist(),
+            counts.tolist(),
+        ),
+    )
+    keys = zip(messages.gateway.tolist(), messages.seq.tolist(), strict=True)
+    index = {key: i for i, key in enumerate(keys)}
+    for gateway, seq in await cur.fetchall():
+        new[index[(gateway, seq)]] = True
+    return new
+
+
+async def _copy_dead_letters(cur: psycopg.AsyncCursor[object], rows: list[DeadLetterRow]) -> None:
+    async with cur.copy(_COPY_DEAD_LETTERS) as copy:
+        for d in rows:
+            await copy.write_row(
+                (
+                    _timestamp(d.received_at_us),
+                    d.topic,
+                    d.reason,
+                    d.detail,
+                    d.gateway_id,
+                    d.seq,
+                    d.payload,
+                )
+            )
+
+
+def _timestamp(unix_us: int) -> datetime:
+    return _UNIX_EPOCH + timedelta(microseconds=unix_us)
