@@ -73,6 +73,8 @@ class BatchBuilder:
     limits: Limits
     prefix: str = ""
     deliveries: int = 0
+    duplicates: int = 0
+    """Telemetry messages delivered twice within this batch (kept once)."""
     # per message
     msg_gateway: list[str] = field(default_factory=list)
     msg_seq: list[int] = field(default_factory=list)
@@ -127,6 +129,7 @@ class BatchBuilder:
             return
         identity = (gateway_id, message.seq)
         if identity in self._seen:  # delivered twice within this batch: store it once
+            self.duplicates += 1
             return
         self._seen.add(identity)
         index = len(self.msg_gateway)

@@ -121,6 +121,7 @@ class Ingester:
         while True:
             try:
                 self._count(await self._write(builder))
+                self.stats.duplicates += builder.duplicates
                 return
             except StorageUnavailable as exc:
                 self.stats.write_retries += 1

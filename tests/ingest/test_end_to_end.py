@@ -1,0 +1,98 @@
+"""Gateways publish through a real Mosquitto; the ingester commits to a real PostgreSQL."""
+
+from __future__ import annotations
+
+import msgspec
+
+from citytel.local import LocalMosquitto
+from devices.contract import topic
+from ingest.ingester import Ingester
+from ingest.mqtt import Broker
+from tests.helpers import T0_MS, publish, query, reading, telemetry, wait_until
+
+
+def _ingester(database_url: str, broker: LocalMosquitto, prefix: str) -> Ingester:
+    return Ingester(database_url=database_url, broker=Broker(port=broker.port),
+                    client_id=f"ingest-{prefix}", topic_prefix=prefix, batch_max_wait_s=0.05)
+
+
+async def test_valid_readings_are_stored_once_and_bad_input_is_dead_lettered(
+    database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
+) -> None:
+    p = topic_prefix
+    expected: set[tuple[str, int, str, float]] = set()
+    messages: list[tuple[str, bytes]] = []
+    announce = {"gateway_id": "gw-a", "devices": [
+        {"device_id": "sl-a0", "kind": "streetlight", "latitude": 41.9, "longitude": -87.6},
+        {"device_id": "sl-a1", "kind": "streetlight", "latitude": 41.8, "longitude": -87.7}]}
+    messages.append((topic("gw-a", "devices", prefix=p), msgspec.json.encode(announce)))
+    for gateway, devices in (("gw-a", ["sl-a0", "sl-a1"]), ("gw-b", ["env-b0"]),
+                             ("gw-c", ["tr-c0", "tr-c1", "tr-c2"])):
+        for seq in range(1, 21):
+            readings = []
+            for i, device in enumerate(devices):
+                ts = T0_MS + seq * 60_000
+                value = float(seq * 10 + i)
+                readings.append(reading(device, ts, power_w=value) if gateway == "gw-a"
+                                else reading(device, ts, speed_kmh=value % 200))
+                metric = "power_w" if gateway == "gw-a" else "speed_kmh"
+                expected.add((device, ts, metric, value if gateway == "gw-a" else value % 200))
+            payload = telemetry(gateway, seq, readings)
+            messages.append((topic(gateway, "telemetry", prefix=p), payload))
+            if seq in (5, 6):  # re-sent with the same seq: stored once
+                messages.append((topic(gateway, "telemetry", prefix=p), payload))
+    # one malformed message, and one whose second reading is out of range
+    messages.append((topic("gw-b", "telemetry", prefix=p), b'{"gateway_id": "gw-b", "seq": 9'))
+    mixed = telemetry("gw-b", 100, [reading("env-b0", T0_MS, speed_kmh=33.0),
+                                    reading("env-b0", T0_MS + 1, speed_kmh=9999.0)])
+    expected.add(("env-b0", T0_MS, "speed_kmh", 33.0))
+    messages.append((topic("gw-b", "telemetry", prefix=p), mixed))
+    # a MessagePack message with an RFC 3339 timestamp
+    packed = msgspec.msgpack.encode({"gateway_id": "gw-c", "seq": 500, "readings": [
+        {"device_id": "tr-c0", "ts": "2025-11-21T22:10:00.250+00:00",
+         "metrics": {"occupancy_pct": 12.5}}]})
+    messages.append((topic("gw-c", "telemetry/msgpack", prefix=p), packed))
+    expected.add(("tr-c0", 1_763_763_000_250, "occupancy_pct", 12.5))
+
+    async with _ingester(database_url, mosquitto, p) as ingester:
+        await publish(mosquitto, messages)
+
+        async def all_in() -> bool:
+            rows = await query(database_url, "SELECT count(*) FROM dead_letters")
+            return ingester.stats.deliveries >= len(messages) and rows[0][0] >= 2
+
+        await wait_until(all_in)
+
+    rows = await query(
+        database_url,
+        "SELECT d.device_id, (extract(epoch FROM r.time) * 1000)::bigint, m.name, r.value"
+        " FROM readings r JOIN devices d ON d.id = r.device JOIN metrics m ON m.id = r.metric",
+    )
+    assert len(rows) == len(expected)  # each once
+    assert set(rows) == expected
+    letters = await query(database_url, "SELECT reason, gateway_id, seq FROM dead_letters ORDER BY reason")
+    assert letters == [("malformed", "gw-b", None), ("out_of_range", "gw-b", 100)]
+    devices = await query(database_url, "SELECT device_id, announced, kind FROM devices ORDER BY 1")
+    assert ("sl-a0", True, "streetlight") in devices
+    assert ("tr-c1", False, None) in devices  # never announced, still stored
+    stats = ingester.stats
+    assert stats.duplicates == 6 and stats.messages == 62
+    assert stats.dead_letters == {"malformed": 1, "out_of_range": 1}
+
+
+async def test_gateway_status_is_recorded(
+    database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
+) -> None:
+    async with _ingester(database_url, mosquitto, topic_prefix) as ingester:
+        await publish(mosquitto, [(topic("gw-s", "status", prefix=topic_prefix), b"online"),
+                                  (topic("gw-s", "status", prefix=topic_prefix), b"offline"),
+                                  (topic("gw-s", "status", prefix=topic_prefix), b"sleepy")])
+        await wait_until(lambda: _delivered(ingester, 3))
+    assert await query(database_url, "SELECT status FROM gateways WHERE gateway_id = 'gw-s'") == [
+        ("offline",)
+    ]
+    assert await query(database_url, "SELECT reason FROM dead_letters") == [("invalid_status",)]
+
+
+async def _delivered(ingester: Ingester, n: int) -> bool:
+    return ingester.stats.deliveries >= n
