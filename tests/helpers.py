@@ -17,18 +17,26 @@ T0_MS = 1_763_762_999_000
 
 
 def telemetry(gateway_id: str, seq: int, readings: list[dict[str, Any]]) -> bytes:
-    return msgspec.json.encode({"gateway_id": gateway_id, "seq": seq,
-                                "sent_at": int(time.time() * 1000), "readings": readings})
+    return msgspec.json.encode(
+        {
+            "gateway_id": gateway_id,
+            "seq": seq,
+            "sent_at": int(time.time() * 1000),
+            "readings": readings,
+        }
+    )
 
 
 def reading(device_id: str, ts_ms: int, **metrics: float) -> dict[str, Any]:
     return {"device_id": device_id, "ts": ts_ms, "metrics": metrics}
 
 
-async def publish(broker: LocalMosquitto, messages: list[tuple[str, bytes]], *,
-                  retain: bool = False) -> None:
-    async with aiomqtt.Client("127.0.0.1", broker.port,
-                              protocol=aiomqtt.ProtocolVersion.V5) as client:
+async def publish(
+    broker: LocalMosquitto, messages: list[tuple[str, bytes]], *, retain: bool = False
+) -> None:
+    async with aiomqtt.Client(
+        "127.0.0.1", broker.port, protocol=aiomqtt.ProtocolVersion.V5
+    ) as client:
         for topic, payload in messages:
             await client.publish(topic, payload, qos=1, retain=retain)
 

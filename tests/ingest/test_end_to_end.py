@@ -12,8 +12,13 @@ from tests.helpers import T0_MS, publish, query, reading, telemetry, wait_until
 
 
 def _ingester(database_url: str, broker: LocalMosquitto, prefix: str) -> Ingester:
-    return Ingester(database_url=database_url, broker=Broker(port=broker.port),
-                    client_id=f"ingest-{prefix}", topic_prefix=prefix, batch_max_wait_s=0.05)
+    return Ingester(
+        database_url=database_url,
+        broker=Broker(port=broker.port),
+        client_id=f"ingest-{prefix}",
+        topic_prefix=prefix,
+        batch_max_wait_s=0.05,
+    )
 
 
 async def test_valid_readings_are_stored_once_and_bad_input_is_dead_lettered(
@@ -22,19 +27,29 @@ async def test_valid_readings_are_stored_once_and_bad_input_is_dead_lettered(
     p = topic_prefix
     expected: set[tuple[str, int, str, float]] = set()
     messages: list[tuple[str, bytes]] = []
-    announce = {"gateway_id": "gw-a", "devices": [
-        {"device_id": "sl-a0", "kind": "streetlight", "latitude": 41.9, "longitude": -87.6},
-        {"device_id": "sl-a1", "kind": "streetlight", "latitude": 41.8, "longitude": -87.7}]}
+    announce = {
+        "gateway_id": "gw-a",
+        "devices": [
+            {"device_id": "sl-a0", "kind": "streetlight", "latitude": 41.9, "longitude": -87.6},
+            {"device_id": "sl-a1", "kind": "streetlight", "latitude": 41.8, "longitude": -87.7},
+        ],
+    }
     messages.append((topic("gw-a", "devices", prefix=p), msgspec.json.encode(announce)))
-    for gateway, devices in (("gw-a", ["sl-a0", "sl-a1"]), ("gw-b", ["env-b0"]),
-                             ("gw-c", ["tr-c0", "tr-c1", "tr-c2"])):
+    for gateway, devices in (
+        ("gw-a", ["sl-a0", "sl-a1"]),
+        ("gw-b", ["env-b0"]),
+        ("gw-c", ["tr-c0", "tr-c1", "tr-c2"]),
+    ):
         for seq in range(1, 21):
             readings = []
             for i, device in enumerate(devices):
                 ts = T0_MS + seq * 60_000
                 value = float(seq * 10 + i)
-                readings.append(reading(device, ts, power_w=value) if gateway == "gw-a"
-                                else reading(device, ts, speed_kmh=value % 200))
+                readings.append(
+                    reading(device, ts, power_w=value)
+                    if gateway == "gw-a"
+                    else reading(device, ts, speed_kmh=value % 200)
+                )
                 metric = "power_w" if gateway == "gw-a" else "speed_kmh"
                 expected.add((device, ts, metric, value if gateway == "gw-a" else value % 200))
             payload = telemetry(gateway, seq, readings)
@@ -43,14 +58,27 @@ async def test_valid_readings_are_stored_once_and_bad_input_is_dead_lettered(
                 messages.append((topic(gateway, "telemetry", prefix=p), payload))
     # one malformed message, and one whose second reading is out of range
     messages.append((topic("gw-b", "telemetry", prefix=p), b'{"gateway_id": "gw-b", "seq": 9'))
-    mixed = telemetry("gw-b", 100, [reading("env-b0", T0_MS, speed_kmh=33.0),
-                                    reading("env-b0", T0_MS + 1, speed_kmh=9999.0)])
+    mixed = telemetry(
+        "gw-b",
+        100,
+        [reading("env-b0", T0_MS, speed_kmh=33.0), reading("env-b0", T0_MS + 1, speed_kmh=9999.0)],
+    )
     expected.add(("env-b0", T0_MS, "speed_kmh", 33.0))
     messages.append((topic("gw-b", "telemetry", prefix=p), mixed))
     # a MessagePack message with an RFC 3339 timestamp
-    packed = msgspec.msgpack.encode({"gateway_id": "gw-c", "seq": 500, "readings": [
-        {"device_id": "tr-c0", "ts": "2025-11-21T22:10:00.250+00:00",
-         "metrics": {"occupancy_pct": 12.5}}]})
+    packed = msgspec.msgpack.encode(
+        {
+            "gateway_id": "gw-c",
+            "seq": 500,
+            "readings": [
+                {
+                    "device_id": "tr-c0",
+                    "ts": "2025-11-21T22:10:00.250+00:00",
+                    "metrics": {"occupancy_pct": 12.5},
+                }
+            ],
+        }
+    )
     messages.append((topic("gw-c", "telemetry/msgpack", prefix=p), packed))
     expected.add(("tr-c0", 1_763_763_000_250, "occupancy_pct", 12.5))
 
@@ -70,7 +98,9 @@ async def test_valid_readings_are_stored_once_and_bad_input_is_dead_lettered(
     )
     assert len(rows) == len(expected)  # each once
     assert set(rows) == expected
-    letters = await query(database_url, "SELECT reason, gateway_id, seq FROM dead_letters ORDER BY reason")
+    letters = await query(
+        database_url, "SELECT reason, gateway_id, seq FROM dead_letters ORDER BY reason"
+    )
     assert letters == [("malformed", "gw-b", None), ("out_of_range", "gw-b", 100)]
     devices = await query(database_url, "SELECT device_id, announced, kind FROM devices ORDER BY 1")
     assert ("sl-a0", True, "streetlight") in devices
@@ -84,9 +114,14 @@ async def test_gateway_status_is_recorded(
     database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
 ) -> None:
     async with _ingester(database_url, mosquitto, topic_prefix) as ingester:
-        await publish(mosquitto, [(topic("gw-s", "status", prefix=topic_prefix), b"online"),
-                                  (topic("gw-s", "status", prefix=topic_prefix), b"offline"),
-                                  (topic("gw-s", "status", prefix=topic_prefix), b"sleepy")])
+        await publish(
+            mosquitto,
+            [
+                (topic("gw-s", "status", prefix=topic_prefix), b"online"),
+                (topic("gw-s", "status", prefix=topic_prefix), b"offline"),
+                (topic("gw-s", "status", prefix=topic_prefix), b"sleepy"),
+            ],
+        )
         await wait_until(lambda: _delivered(ingester, 3))
     assert await query(database_url, "SELECT status FROM gateways WHERE gateway_id = 'gw-s'") == [
         ("offline",)

@@ -60,9 +60,11 @@ async def test_binary_copy_stores_exact_times_and_values(database_url: str) -> N
         assert times == values.time_us.tolist()
         assert [r[3] for r in rows] == values.value.tolist()  # float8 round-trips exactly
         assert {(r[1], r[2]) for r in rows} == {(device, 1)}
-        cur = await conn.execute("SELECT seq, readings, \"values\" FROM messages ORDER BY seq")
+        cur = await conn.execute('SELECT seq, readings, "values" FROM messages ORDER BY seq')
         assert await cur.fetchall() == [(1, 5, 5), (2, 5, 5)]
-        cur = await conn.execute("SELECT last_seq, messages FROM gateways WHERE id = %s", (gateway,))
+        cur = await conn.execute(
+            "SELECT last_seq, messages FROM gateways WHERE id = %s", (gateway,)
+        )
         assert await cur.fetchone() == (2, 2)
     finally:
         await conn.close()
@@ -94,8 +96,14 @@ async def test_dead_letters_without_a_message_are_always_written(database_url: s
     conn = await connect(database_url, autocommit=True)
     try:
         at = int(datetime(2025, 11, 21, tzinfo=UTC).timestamp() * 1_000_000)
-        letter = DeadLetterRow(at, "city/v1/gateways/gw-1/telemetry", "malformed", "not JSON",
-                               b"\x00\xff", message=NO_MESSAGE)
+        letter = DeadLetterRow(
+            at,
+            "city/v1/gateways/gw-1/telemetry",
+            "malformed",
+            "not JSON",
+            b"\x00\xff",
+            message=NO_MESSAGE,
+        )
         empty = _messages(1, [])
         for _ in range(2):
             await write_batch(conn, empty, _values(1, 0, 0), [letter])
