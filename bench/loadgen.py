@@ -26,7 +26,7 @@ class LoadStats:
 
 
 class LoadGenerator:
-    """Publishes telemetry of ``readings`` readings × 3 metrics from ``gateways`` gateways."""
+    """Publishes telemetry of ``readings`` readings x 3 metrics from ``gateways`` gateways."""
 
     def __init__(
         self,

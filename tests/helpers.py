@@ -50,9 +50,9 @@ async def query(database_url: str, sql: str, params: tuple[Any, ...] = ()) -> li
         await conn.close()
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_until(check: Callable[[], Awaitable[bool]], *, within_s: float = 20.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within_s
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"condition not met within {within_s} s")
         await asyncio.sleep(0.1)
