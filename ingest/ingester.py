@@ -18,7 +18,7 @@ from typing import Self
 import psycopg
 
 from citytel.errors import StorageError, StorageUnavailable
-from devices.contract import subscriptions
+from devices.contract import DeviceInfo, subscriptions
 from ingest.batch import BatchBuilder
 from ingest.decode import Decoder
 from ingest.limits import Limits
@@ -49,6 +49,7 @@ class Ingester:
         receive_maximum: int = 20_000,
         session_expiry_s: int = 7 * 86_400,
         retry_max_s: float = 10.0,
+        shutdown_grace_s: float = 10.0,
     ) -> None:
         topics = subscriptions(prefix=topic_prefix)
         if share_group:
@@ -60,6 +61,7 @@ class Ingester:
         self._batch_max_messages = batch_max_messages
         self._batch_max_wait_s = batch_max_wait_s
         self._retry_max_s = retry_max_s
+        self._shutdown_grace_s = shutdown_grace_s
         self._subscription = Subscription(
             broker=broker,
             client_id=client_id,
@@ -105,8 +107,15 @@ class Ingester:
             deliveries = subscription.take()
             if not deliveries:
                 continue
-            # A cancelled ingester still finishes the batch it holds: commit, then ack.
-            await asyncio.shield(self._commit(deliveries))
+            commit = asyncio.ensure_future(self._commit(deliveries))
+            try:
+                await asyncio.shield(commit)
+            except asyncio.CancelledError:
+                # Stopping: finish the batch in hand (commit, then ack) if the database
+                # lets us soon; otherwise leave it unacknowledged for the broker to resend.
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(commit, self._shutdown_grace_s)
+                raise
 
     async def _commit(self, deliveries: list[Delivery]) -> None:
         for start in range(0, len(deliveries), self._batch_max_messages):
@@ -195,8 +204,5 @@ class Ingester:
         stats.dead_letters.update(d.reason for d in result.dead_letters)
 
 
-def _upsert(gateway_id: str, d: object) -> DeviceUpsert:
-    from devices.contract import DeviceInfo
-
-    assert isinstance(d, DeviceInfo)
+def _upsert(gateway_id: str, d: DeviceInfo) -> DeviceUpsert:
     return DeviceUpsert(d.device_id, d.kind, gateway_id, d.latitude, d.longitude, d.attributes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 
 from citytel.local import LocalMosquitto
@@ -131,3 +133,25 @@ async def test_gateway_status_is_recorded(
 
 async def _delivered(ingester: Ingester, n: int) -> bool:
     return ingester.stats.deliveries >= n
+
+
+async def test_acks_follow_commits_and_the_session_outlives_the_ingester(
+    database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
+) -> None:
+    def batch(first: int) -> list[tuple[str, bytes]]:
+        return [(topic("gw-p", "telemetry", prefix=topic_prefix),
+                 telemetry("gw-p", seq, [reading("sl-p", T0_MS + seq, power_w=1.0)]))
+                for seq in range(first, first + 50)]
+
+    async with _ingester(database_url, mosquitto, topic_prefix) as ingester:
+        await publish(mosquitto, batch(1))
+        await wait_until(lambda: _delivered(ingester, 50))
+    # Published while no ingester runs: the broker queues them for the session.
+    await publish(mosquitto, batch(51))
+    async with _ingester(database_url, mosquitto, topic_prefix) as again:
+        await wait_until(lambda: _delivered(again, 50))
+        await asyncio.sleep(0.5)
+        # Exactly the 50 queued ones: the first 50 were acknowledged after their commit.
+        assert again.stats.deliveries == 50 and again.stats.duplicates == 0
+    rows = await query(database_url, "SELECT count(*), count(DISTINCT time) FROM readings")
+    assert rows == [(100, 100)]

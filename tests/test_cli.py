@@ -1,0 +1,86 @@
+"""The ``citytel`` command, run as users run it: in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from citytel.local import free_port
+
+
+def _env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYTEL_")}
+    env.update({f"CITYTEL_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_db_upgrade_migrates_then_does_nothing(empty_database_url: str) -> None:
+    env = _env(database_url=empty_database_url)
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", "citytel.cli", "db", "upgrade"], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "database ready in postgresql mode" in done.stderr
+    with psycopg.connect(empty_database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (2,)
+
+
+def test_commands_without_their_servers_say_what_to_set() -> None:
+    done = subprocess.run([sys.executable, "-m", "citytel.cli", "ingest"], env=_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "set CITYTEL_DATABASE_URL" in done.stderr
+
+
+@pytest.mark.slow
+def test_up_runs_everything_until_interrupted(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)  # PostgreSQL runs as user postgres when tests run as root
+    api_port = free_port()
+    env = _env(var_dir=str(tmp_path / "var"), api_port=str(api_port), sim_interval_s="1")
+    proc = subprocess.Popen([sys.executable, "-m", "citytel.cli", "up"], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 90
+        assert proc.stderr is not None
+        while "citytel is up" not in line:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "citytel up exited early"
+            assert time.monotonic() < deadline
+        found = re.search(r"database (\S+), broker mqtt://127.0.0.1:(\d+)", line)
+        assert found, line
+        database_url, mqtt_port = found[1], int(found[2])
+        assert httpx.get(f"http://127.0.0.1:{api_port}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"http://127.0.0.1:{api_port}/readyz").status_code == 200
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            while True:  # the simulated city's readings arrive
+                row = conn.execute("SELECT count(DISTINCT device) FROM readings").fetchone()
+                if row and row[0] == 42:
+                    break
+                assert time.monotonic() < deadline
+                time.sleep(0.3)
+            status = conn.execute("SELECT count(*) FROM gateways WHERE status = 'online'")
+            assert status.fetchone() == (3,)
+        pg_port = int(database_url.split(":")[-1].split("/")[0])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert code == 0
+    assert not _listening(api_port) and not _listening(mqtt_port) and not _listening(pg_port)
