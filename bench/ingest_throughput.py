@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from bench.loadgen import LoadGenerator
 from citytel.local import LocalMosquitto, LocalPostgres
@@ -127,7 +128,7 @@ def citytel_run(
 
 
 def _wait_all_committed(
-    conn: psycopg.Connection[object], published: int, timeout: float = 120
+    conn: psycopg.Connection[TupleRow], published: int, timeout: float = 120
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -262,7 +262,8 @@ class BatchBuilder:
         for i in np.flatnonzero(bad).tolist():
             reason, detail = self._why(v, i, int(device_kind[i]))
             dead.append(self._dead_value(v, i, reason, detail))
-        return ~bad
+        ok: npt.NDArray[np.bool_] = ~bad
+        return ok
 
     def _why(self, v: ValueColumns, i: int, device_kind: int) -> tuple[Reason, str]:
         name, x, metric = self.v_name[i], self.v_value[i], int(v.metric[i])

@@ -8,7 +8,7 @@ valid readings of a message with one bad reading are still stored.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -18,6 +18,13 @@ from ingest.limits import Limits
 from ingest.reasons import Reason
 
 _KINDS = frozenset(k.value for k in Kind)
+T = TypeVar("T", covariant=True)
+
+
+class _Decoder(Protocol[T]):
+    def decode(self, buf: bytes, /) -> T: ...
+
+
 _DECODE_ERRORS = (msgspec.DecodeError, RecursionError, ValueError, UnicodeDecodeError)
 
 
@@ -35,11 +42,14 @@ class Decoder:
 
     def __init__(self, *, limits: Limits) -> None:
         self._limits = limits
-        self._typed = {
+        self._typed: dict[bool, _Decoder[Telemetry]] = {
             False: msgspec.json.Decoder(Telemetry),
             True: msgspec.msgpack.Decoder(Telemetry),
         }
-        self._untyped = {False: msgspec.json.Decoder(), True: msgspec.msgpack.Decoder()}
+        self._untyped: dict[bool, _Decoder[Any]] = {
+            False: msgspec.json.Decoder(),
+            True: msgspec.msgpack.Decoder(),
+        }
 
     def telemetry(
         self, gateway_id: str, payload: bytes, *, binary: bool = False
@@ -49,9 +59,10 @@ class Decoder:
         if len(payload) > limits.max_payload_bytes:
             detail = f"{len(payload)} bytes, limit {limits.max_payload_bytes}"
             return None, [self._reject(Reason.PAYLOAD_TOO_LARGE, detail, payload)]
+        message: Telemetry | None
+        rejections: list[Rejection] = []
         try:
             message = self._typed[binary].decode(payload)
-            rejections: list[Rejection] = []
         except msgspec.ValidationError:
             message, rejections = self._salvage(payload, binary)
         except _DECODE_ERRORS as exc:

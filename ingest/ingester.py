@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Self
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from citytel.errors import StorageError, StorageUnavailable
 from devices.contract import DeviceInfo, subscriptions
@@ -71,7 +72,7 @@ class Ingester:
             wake_at=min(batch_max_messages, receive_maximum // 2),
         )
         self._registry = Registry()
-        self._conn: psycopg.AsyncConnection[object] | None = None
+        self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._task: asyncio.Task[None] | None = None
         self.stats = IngestStats()
         self.mode: Mode | None = None

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterator
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from citytel.errors import StorageError, StorageUnavailable
 
@@ -32,13 +33,13 @@ def map_errors() -> Iterator[None]:
         raise StorageError(str(exc).strip()) from exc
 
 
-async def connect(url: str, *, autocommit: bool = False) -> psycopg.AsyncConnection[object]:
+async def connect(url: str, *, autocommit: bool = False) -> psycopg.AsyncConnection[TupleRow]:
     """Open one connection; ``StorageUnavailable`` when the server cannot be reached."""
     with map_errors():
         return await psycopg.AsyncConnection.connect(url, autocommit=autocommit)
 
 
-async def timescaledb_loadable(conn: psycopg.AsyncConnection[object]) -> bool:
+async def timescaledb_loadable(conn: psycopg.AsyncConnection[TupleRow]) -> bool:
     """Whether ``CREATE EXTENSION timescaledb`` can work here (installed and preloaded)."""
     cur = await conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
@@ -49,7 +50,7 @@ async def timescaledb_loadable(conn: psycopg.AsyncConnection[object]) -> bool:
     return bool(row and row[0])
 
 
-async def current_mode(conn: psycopg.AsyncConnection[object]) -> Mode:
+async def current_mode(conn: psycopg.AsyncConnection[TupleRow]) -> Mode:
     """The mode the schema was migrated in: TimescaleDB when ``readings`` is a hypertable."""
     cur = await conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Literal
 
 import psycopg
+from psycopg.rows import TupleRow
 
 from citytel.errors import ConfigurationError
 from devices.catalog import METRICS
@@ -60,7 +61,7 @@ def migrations() -> list[Migration]:
 
 
 async def upgrade(
-    conn: psycopg.AsyncConnection[object],
+    conn: psycopg.AsyncConnection[TupleRow],
     *,
     timescaledb: Literal["auto", "on", "off"] = "auto",
 ) -> UpgradeReport:
@@ -70,7 +71,8 @@ async def upgrade(
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
             mode = await _choose_mode(conn, timescaledb)
             done = await _done_versions(conn)
-            applied, skipped = [], []
+            applied: list[int] = []
+            skipped: list[int] = []
             for migration in migrations():
                 if migration.version in done:
                     continue
@@ -88,7 +90,7 @@ async def upgrade(
     return UpgradeReport(mode, tuple(applied), tuple(skipped))
 
 
-async def _choose_mode(conn: psycopg.AsyncConnection[object], wanted: str) -> Mode:
+async def _choose_mode(conn: psycopg.AsyncConnection[TupleRow], wanted: str) -> Mode:
     await conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version integer PRIMARY KEY, name text NOT NULL, skipped boolean NOT NULL,"
@@ -110,12 +112,12 @@ async def _choose_mode(conn: psycopg.AsyncConnection[object], wanted: str) -> Mo
     return Mode.TIMESCALEDB if loadable and wanted != "off" else Mode.POSTGRESQL
 
 
-async def _done_versions(conn: psycopg.AsyncConnection[object]) -> set[int]:
+async def _done_versions(conn: psycopg.AsyncConnection[TupleRow]) -> set[int]:
     cur = await conn.execute("SELECT version FROM schema_migrations")
     return {row[0] for row in await cur.fetchall()}
 
 
-async def _sync_metrics(conn: psycopg.AsyncConnection[object]) -> None:
+async def _sync_metrics(conn: psycopg.AsyncConnection[TupleRow]) -> None:
     async with conn.cursor() as cur:
         await cur.executemany(
             "INSERT INTO metrics (id, name, kind, unit, unit_code, low, high, description)"

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import psycopg
+from psycopg.rows import TupleRow
 
 from devices.catalog import Kind
 from storage.database import map_errors
@@ -47,7 +48,7 @@ class Registry:
         return self._kinds
 
     async def gateway_keys(
-        self, conn: psycopg.AsyncConnection[object], gateway_ids: Iterable[str]
+        self, conn: psycopg.AsyncConnection[TupleRow], gateway_ids: Iterable[str]
     ) -> dict[str, int]:
         """Keys of these gateways, registering the new ones."""
         missing = sorted({g for g in gateway_ids if g not in self._gateways})
@@ -64,7 +65,7 @@ class Registry:
 
     async def device_keys(
         self,
-        conn: psycopg.AsyncConnection[object],
+        conn: psycopg.AsyncConnection[TupleRow],
         device_ids: Sequence[str],
         gateway_of: dict[str, int],
     ) -> npt.NDArray[np.int32]:
@@ -87,7 +88,7 @@ class Registry:
         return np.fromiter(map(cache.__getitem__, device_ids), np.int32, len(device_ids))
 
     async def announce(
-        self, conn: psycopg.AsyncConnection[object], devices: Sequence[DeviceUpsert]
+        self, conn: psycopg.AsyncConnection[TupleRow], devices: Sequence[DeviceUpsert]
     ) -> None:
         """Upsert announced devices (last announcement of a device wins)."""
         latest = {d.device_id: d for d in devices}
@@ -115,7 +116,7 @@ class Registry:
         self._remember(rows)
 
     async def set_status(
-        self, conn: psycopg.AsyncConnection[object], statuses: dict[str, tuple[str, int]]
+        self, conn: psycopg.AsyncConnection[TupleRow], statuses: dict[str, tuple[str, int]]
     ) -> None:
         """Record each gateway's latest status: gateway_id -> (status, Unix µs)."""
         await self.gateway_keys(conn, statuses)
@@ -141,9 +142,9 @@ class Registry:
 
 
 async def _upsert_returning(
-    conn: psycopg.AsyncConnection[object], query: str, params: tuple[Any, ...]
+    conn: psycopg.AsyncConnection[TupleRow], query: str, params: tuple[Any, ...]
 ) -> list[tuple[Any, ...]]:
     with map_errors():
         async with conn.transaction():
-            cur = await conn.execute(query, params)  # type: ignore[arg-type]
+            cur = await conn.execute(query, params)
             return await cur.fetchall()

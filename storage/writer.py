@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 import psycopg
+from psycopg.rows import TupleRow
 
 from storage.copy import READINGS_COPY, encode_readings
 from storage.database import map_errors
@@ -113,7 +114,7 @@ _COPY_DEAD_LETTERS = (
 
 
 async def write_batch(
-    conn: psycopg.AsyncConnection[object],
+    conn: psycopg.AsyncConnection[TupleRow],
     messages: MessageColumns,
     values: ValueColumns,
     dead_letters: list[DeadLetterRow],
@@ -142,7 +143,7 @@ async def write_batch(
 
 
 async def _insert_identities(
-    conn: psycopg.AsyncConnection[object], messages: MessageColumns, values: ValueColumns
+    conn: psycopg.AsyncConnection[TupleRow], messages: MessageColumns, values: ValueColumns
 ) -> npt.NDArray[np.bool_]:
     n = len(messages)
     new = np.zeros(n, dtype=np.bool_)
@@ -172,7 +173,7 @@ async def _insert_identities(
     return new
 
 
-async def _copy_dead_letters(cur: psycopg.AsyncCursor[object], rows: list[DeadLetterRow]) -> None:
+async def _copy_dead_letters(cur: psycopg.AsyncCursor[TupleRow], rows: list[DeadLetterRow]) -> None:
     async with cur.copy(_COPY_DEAD_LETTERS) as copy:
         for d in rows:
             await copy.write_row(

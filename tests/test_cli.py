@@ -32,8 +32,13 @@ def _listening(port: int) -> bool:
 def test_db_upgrade_migrates_then_does_nothing(empty_database_url: str) -> None:
     env = _env(database_url=empty_database_url)
     for _ in range(2):
-        done = subprocess.run([sys.executable, "-m", "citytel.cli", "db", "upgrade"], env=env,
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "citytel.cli", "db", "upgrade"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
         assert "database ready in postgresql mode" in done.stderr
     with psycopg.connect(empty_database_url) as conn:
@@ -41,8 +46,13 @@ def test_db_upgrade_migrates_then_does_nothing(empty_database_url: str) -> None:
 
 
 def test_commands_without_their_servers_say_what_to_set() -> None:
-    done = subprocess.run([sys.executable, "-m", "citytel.cli", "ingest"], env=_env(),
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "citytel.cli", "ingest"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert "set CITYTEL_DATABASE_URL" in done.stderr
 
@@ -52,8 +62,9 @@ def test_up_runs_everything_until_interrupted(tmp_path: Path) -> None:
     tmp_path.chmod(0o755)  # PostgreSQL runs as user postgres when tests run as root
     api_port = free_port()
     env = _env(var_dir=str(tmp_path / "var"), api_port=str(api_port), sim_interval_s="1")
-    proc = subprocess.Popen([sys.executable, "-m", "citytel.cli", "up"], env=env,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "citytel.cli", "up"], env=env, stderr=subprocess.PIPE, text=True
+    )
     try:
         line = ""
         deadline = time.monotonic() + 90

@@ -139,9 +139,13 @@ async def test_acks_follow_commits_and_the_session_outlives_the_ingester(
     database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
 ) -> None:
     def batch(first: int) -> list[tuple[str, bytes]]:
-        return [(topic("gw-p", "telemetry", prefix=topic_prefix),
-                 telemetry("gw-p", seq, [reading("sl-p", T0_MS + seq, power_w=1.0)]))
-                for seq in range(first, first + 50)]
+        return [
+            (
+                topic("gw-p", "telemetry", prefix=topic_prefix),
+                telemetry("gw-p", seq, [reading("sl-p", T0_MS + seq, power_w=1.0)]),
+            )
+            for seq in range(first, first + 50)
+        ]
 
     async with _ingester(database_url, mosquitto, topic_prefix) as ingester:
         await publish(mosquitto, batch(1))

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import psycopg
+from psycopg.rows import TupleRow
 
 from storage.database import connect
 from storage.registry import Registry
@@ -40,7 +41,7 @@ def _values(device: int, per_message: int, n_messages: int) -> ValueColumns:
     )
 
 
-async def _keys(conn: psycopg.AsyncConnection[object]) -> tuple[int, int]:
+async def _keys(conn: psycopg.AsyncConnection[TupleRow]) -> tuple[int, int]:
     registry = Registry()
     gateways = await registry.gateway_keys(conn, ["gw-1"])
     devices = await registry.device_keys(conn, ["sl-1"], {"sl-1": gateways["gw-1"]})
