@@ -20,6 +20,7 @@ log = logging.getLogger("citytel")
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
+    logging.getLogger("gmqtt").setLevel(logging.WARNING)  # it logs every SUBACK at INFO
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

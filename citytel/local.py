@@ -264,7 +264,10 @@ class LocalMosquitto:
                 max_packet_size=self._max_packet_size,
             )
         )
-        self._process = subprocess.Popen([binary, "-c", str(conf)], stdin=subprocess.DEVNULL)
+        # A session of its own: Ctrl-C reaches citytel, which stops the broker last.
+        self._process = subprocess.Popen(
+            [binary, "-c", str(conf)], stdin=subprocess.DEVNULL, start_new_session=True
+        )
         wait_for_port(self.port, timeout=10, process=self._process, what="mosquitto")
         log.info("Mosquitto listening on 127.0.0.1:%d (%s)", self.port, self.data_dir)
 

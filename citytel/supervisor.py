@@ -69,6 +69,15 @@ def ingester(settings: Settings, database_url: str, mqtt_url: str) -> Ingester:
     )
 
 
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: Ctrl-C belongs to the supervisor,
+    which stops the parts in order (simulator, API, ingester, then the servers)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 def api_server(settings: Settings, database_url: str) -> uvicorn.Server:
     config = uvicorn.Config(
         create_app(database_url=database_url),
@@ -77,7 +86,7 @@ def api_server(settings: Settings, database_url: str) -> uvicorn.Server:
         log_level="warning",
         lifespan="on",
     )
-    return uvicorn.Server(config)
+    return _ApiServer(config)
 
 
 @contextlib.asynccontextmanager

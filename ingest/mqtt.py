@@ -93,7 +93,6 @@ class Subscription:
             optimistic_acknowledgement=True,  # QoS 0 only: QoS 1 goes through the hook
             session_expiry_interval=session_expiry_s,
             receive_maximum=receive_maximum,
-            logger=log,
         )
         handler = self._client._package_handler
         handler.__class__ = _DeferredAckHandler

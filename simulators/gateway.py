@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from types import TracebackType
 from typing import Self
@@ -67,9 +68,13 @@ class GatewaySimulator:
     ) -> None:
         gid = self.gateway.gateway_id
         try:
-            await self._client.publish(topic(gid, STATUS, prefix=self._prefix), OFFLINE, 1, True)
+            status = topic(gid, STATUS, prefix=self._prefix)
+            await self._client.publish(status, OFFLINE, 1, True, timeout=5)
+        except aiomqtt.MqttError:
+            pass  # the broker is gone: it publishes our will instead
         finally:
-            await self._client.__aexit__(t, e, tb)
+            with contextlib.suppress(aiomqtt.MqttError):
+                await self._client.__aexit__(t, e, tb)
 
     async def announce(self) -> None:
         devices = [

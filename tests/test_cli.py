@@ -63,7 +63,11 @@ def test_up_runs_everything_until_interrupted(tmp_path: Path) -> None:
     api_port = free_port()
     env = _env(var_dir=str(tmp_path / "var"), api_port=str(api_port), sim_interval_s="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "citytel.cli", "up"], env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "citytel.cli", "up"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         line = ""
@@ -89,8 +93,8 @@ def test_up_runs_everything_until_interrupted(tmp_path: Path) -> None:
             assert status.fetchone() == (3,)
         pg_port = int(database_url.split(":")[-1].split("/")[0])
     finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(60)
+        os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: to the whole process group
+        code = proc.wait(30)
         if proc.stderr is not None:
             proc.stderr.close()
     assert code == 0
