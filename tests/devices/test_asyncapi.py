@@ -1,0 +1,21 @@
+"""The AsyncAPI document and the code describe the same contract."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from devices.catalog import Kind
+from devices.contract import CHANNELS, ID_PATTERN, topic
+
+DOC = (Path(__file__).parents[2] / "docs" / "asyncapi.yaml").read_text()
+
+
+def test_every_channel_of_the_code_is_in_the_document_and_no_other() -> None:
+    documented = set(re.findall(r"address: '(city/v1/gateways/\{gateway_id\}/[a-z/]+)'", DOC))
+    assert documented == {topic("{gateway_id}", c) for c in CHANNELS}
+
+
+def test_id_pattern_and_kinds_match() -> None:
+    assert f"pattern: '{ID_PATTERN}'" in DOC
+    assert f"enum: [{', '.join(k.value for k in Kind)}]" in DOC
