@@ -159,3 +159,43 @@ async def test_acks_follow_commits_and_the_session_outlives_the_ingester(
         assert again.stats.deliveries == 50 and again.stats.duplicates == 0
     rows = await query(database_url, "SELECT count(*), count(DISTINCT time) FROM readings")
     assert rows == [(100, 100)]
+
+
+async def test_ingesters_in_a_share_group_split_the_load_and_store_each_message_once(
+    database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
+) -> None:
+    group = topic_prefix.strip("/")
+    messages = [
+        (
+            topic(f"gw-{g}", "telemetry", prefix=topic_prefix),
+            telemetry(f"gw-{g}", seq, [reading(f"sl-{g}", T0_MS + seq, power_w=2.0)]),
+        )
+        for g in range(4)
+        for seq in range(1, 101)
+    ]
+    first = Ingester(
+        database_url=database_url,
+        broker=Broker(port=mosquitto.port),
+        client_id=f"{group}-1",
+        share_group=group,
+        topic_prefix=topic_prefix,
+        batch_max_wait_s=0.05,
+    )
+    second = Ingester(
+        database_url=database_url,
+        broker=Broker(port=mosquitto.port),
+        client_id=f"{group}-2",
+        share_group=group,
+        topic_prefix=topic_prefix,
+        batch_max_wait_s=0.05,
+    )
+    async with first, second:
+        await publish(mosquitto, messages)
+
+        async def all_in() -> bool:
+            return first.stats.deliveries + second.stats.deliveries >= len(messages)
+
+        await wait_until(all_in)
+    assert first.stats.deliveries > 0 and second.stats.deliveries > 0  # shared, not copied
+    assert first.stats.messages + second.stats.messages == 400
+    assert await query(database_url, "SELECT count(*) FROM readings") == [(400,)]

@@ -1,21 +1,22 @@
 from __future__ import annotations
 
-from storage.database import Mode, connect, current_mode
+from storage.database import Mode, connect, current_mode, timescaledb_loadable
 from storage.migrate import migrations, upgrade
 
 
 async def test_upgrade_applies_every_migration_then_is_a_no_op(empty_database_url: str) -> None:
     conn = await connect(empty_database_url, autocommit=True)
     try:
+        timescaledb = await timescaledb_loadable(conn)  # False on the servers tests start
         first = await upgrade(conn)
-        assert first.mode is Mode.POSTGRESQL  # no TimescaleDB on this server
-        assert first.applied == (1,)
-        assert first.skipped == (2,)
+        assert first.mode is (Mode.TIMESCALEDB if timescaledb else Mode.POSTGRESQL)
+        assert first.applied == ((1, 2) if timescaledb else (1,))
+        assert first.skipped == (() if timescaledb else (2,))
         again = await upgrade(conn)
         assert (again.applied, again.skipped) == ((), ())
         cur = await conn.execute("SELECT version, skipped FROM schema_migrations ORDER BY 1")
-        assert await cur.fetchall() == [(1, False), (2, True)]
-        assert await current_mode(conn) is Mode.POSTGRESQL
+        assert await cur.fetchall() == [(1, False), (2, not timescaledb)]
+        assert await current_mode(conn) is first.mode
     finally:
         await conn.close()
 
@@ -36,3 +37,12 @@ def test_migrations_are_numbered_in_order_without_gaps() -> None:
     versions = [m.version for m in migrations()]
     assert versions == list(range(1, len(versions) + 1))
     assert [m.version for m in migrations() if m.timescaledb_only] == [2]
+
+
+async def test_timescaledb_can_be_refused(empty_database_url: str) -> None:
+    conn = await connect(empty_database_url, autocommit=True)
+    try:
+        report = await upgrade(conn, timescaledb="off")
+        assert report.mode is Mode.POSTGRESQL and report.skipped == (2,)
+    finally:
+        await conn.close()
