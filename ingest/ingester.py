@@ -74,6 +74,7 @@ class Ingester:
         self._registry = Registry()
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._holding = 0
         self.stats = IngestStats()
         self.mode: Mode | None = None
 
@@ -118,12 +119,22 @@ class Ingester:
                     await asyncio.wait_for(commit, self._shutdown_grace_s)
                 raise
 
+    @property
+    def held(self) -> int:
+        """Messages in memory and not yet acknowledged (waiting, or being committed).
+
+        Bounded by ``receive_maximum``: the broker sends no more until we ack.
+        """
+        return self._subscription.pending() + self._holding
+
     async def _commit(self, deliveries: list[Delivery]) -> None:
+        self._holding = len(deliveries)
         for start in range(0, len(deliveries), self._batch_max_messages):
             chunk = deliveries[start : start + self._batch_max_messages]
             await self._store(chunk)
             self._subscription.ack(chunk)
-        self.stats.deliveries += len(deliveries)
+            self._holding -= len(chunk)
+            self.stats.deliveries += len(chunk)
 
     async def _store(self, deliveries: list[Delivery]) -> None:
         builder = self._builder(deliveries)

@@ -56,3 +56,76 @@ async def wait_until(check: Callable[[], Awaitable[bool]], *, within_s: float = 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {within_s} s")
         await asyncio.sleep(0.1)
+
+
+class ThreadedGateway:
+    """A gateway on paho-mqtt: publishes in its own thread, reconnects by itself, and
+    queues what it publishes while disconnected (as a field gateway buffers)."""
+
+    def __init__(self, port: int, *, client_id: str) -> None:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.acked = 0
+        self.published = 0
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
+        )
+        self._client.max_inflight_messages_set(100)
+        self._client.max_queued_messages_set(0)
+        self._client.reconnect_delay_set(0.2, 1)
+        self._client.on_publish = self._on_publish
+        self._client.connect("127.0.0.1", port)
+        self._client.loop_start()
+
+    def _on_publish(self, *args: Any) -> None:
+        self.acked += 1
+
+    def publish_all(self, messages: list[tuple[str, bytes]], *, rate: float) -> None:
+        """Publish at ``rate`` messages/s (blocking the calling thread)."""
+        start = time.monotonic()
+        for i, (topic, payload) in enumerate(messages):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            self._client.publish(topic, payload, qos=1)
+            self.published += 1
+
+    def close(self, *, within_s: float = 60.0) -> None:
+        """Disconnect once the broker has acknowledged everything published."""
+        deadline = time.monotonic() + within_s
+        while self.acked < self.published and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def numbered_messages(
+    gateway_id: str, count: int, *, prefix: str, readings: int = 5, first_seq: int = 1
+) -> list[tuple[str, bytes]]:
+    """``count`` telemetry messages whose values are all distinct (device, metric, time)."""
+    from devices.contract import topic
+
+    out = []
+    for seq in range(first_seq, first_seq + count):
+        rs = [
+            reading(
+                f"{gateway_id}-sl{i}",
+                T0_MS + seq * 1000,
+                power_w=float(seq % 500),
+                dim_pct=float(i),
+            )
+            for i in range(readings)
+        ]
+        out.append((topic(gateway_id, "telemetry", prefix=prefix), telemetry(gateway_id, seq, rs)))
+    return out
+
+
+async def count_exactly_once(database_url: str) -> tuple[int, int, int]:
+    """(values stored, distinct (device, metric, time), messages stored)."""
+    rows = await query(
+        database_url,
+        "SELECT count(*), count(DISTINCT (device, metric, time)),"
+        " (SELECT count(*) FROM messages) FROM readings",
+    )
+    return rows[0]  # type: ignore[return-value]
