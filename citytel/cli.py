@@ -8,6 +8,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from citytel import supervisor
@@ -56,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
     p.add_argument("--msgpack", action="store_true", help="publish MessagePack, not JSON")
     p.set_defaults(run=_simulate)
+    p = sub.add_parser("provision", help="add a broker user: password and ACL lines")
+    p.add_argument("role", choices=["gateway", "ingester"])
+    p.add_argument("username", help="for a gateway: its gateway id")
+    p.add_argument("--password-file", type=Path, default=Path("/etc/mosquitto/citytel/passwd"))
+    p.add_argument("--acl-file", type=Path, default=Path("/etc/mosquitto/citytel/acl"))
+    p.set_defaults(run=_provision)
     db = sub.add_parser("db", help="database maintenance")
     dbsub = db.add_subparsers(required=True, metavar="action")
     p = dbsub.add_parser("upgrade", help="apply pending migrations")
@@ -122,6 +129,22 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> None:
             await sim.wait()
 
     _run(run())
+
+
+def _provision(settings: Settings, args: argparse.Namespace) -> None:
+    from citytel.provision import provision
+
+    made = provision(
+        args.username,
+        role=args.role,
+        password_file=args.password_file,
+        acl_file=args.acl_file,
+        prefix=settings.topic_prefix,
+    )
+    print(
+        f"user:     {made.username}\npassword: {made.password}\n"
+        f"(hashed into {args.password_file}; ACL in {args.acl_file}:)\n\n{made.acl}"
+    )
 
 
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> None:

@@ -200,7 +200,7 @@ class LocalPostgres:
 MOSQUITTO_CONF = """\
 # Written by citytel for a local broker; see deploy/mosquitto/ for production.
 listener {port} 127.0.0.1
-allow_anonymous true
+{access}
 persistence true
 persistence_location {dir}/
 autosave_interval 10
@@ -229,8 +229,13 @@ class LocalMosquitto:
         port: int | None = None,
         max_queued_bytes: int = 2 << 30,
         max_packet_size: int = 16 << 20,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
     ) -> None:
+        """``password_file`` turns anonymous access off; ``tls`` is (CA, certificate, key)."""
         self.data_dir = data_dir.resolve()
+        self._access = _access_lines(password_file, acl_file, tls)
         self.port = port or free_port()
         self._max_queued_bytes = max_queued_bytes
         self._max_packet_size = max_packet_size
@@ -260,6 +265,7 @@ class LocalMosquitto:
                 port=self.port,
                 dir=self.data_dir,
                 user=getpass.getuser(),
+                access=self._access,
                 max_queued_bytes=self._max_queued_bytes,
                 max_packet_size=self._max_packet_size,
             )
@@ -284,3 +290,17 @@ class LocalMosquitto:
             self._process.kill()
             self._process.wait()
         self._process = None
+
+
+def _access_lines(
+    password_file: Path | None, acl_file: Path | None, tls: tuple[Path, Path, Path] | None
+) -> str:
+    lines = [
+        f"password_file {password_file.resolve()}" if password_file else "",
+        "allow_anonymous false" if password_file else "allow_anonymous true",
+        f"acl_file {acl_file.resolve()}" if acl_file else "",
+    ]
+    if tls:
+        ca, cert, key = (p.resolve() for p in tls)
+        lines += [f"cafile {ca}", f"certfile {cert}", f"keyfile {key}", "tls_version tlsv1.2"]
+    return "\n".join(line for line in lines if line)

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     """PostgreSQL to use; unset: ``citytel up`` starts one under ``var_dir``."""
     mqtt_url: str | None = None
     """Broker to use (mqtt://user:pass@host:port, mqtts:// for TLS); unset: start one."""
+    mqtt_ca_file: str | None = None
+    """CA certificate to verify an mqtts:// broker with (the system's CAs when unset)."""
     var_dir: Path = Path("var")
     local_pg_port: int = 0
     """Port of the local PostgreSQL (0: a free one)."""
@@ -64,7 +66,7 @@ class Settings(BaseSettings):
         )
 
 
-def broker_from_url(url: str) -> Broker:
+def broker_from_url(url: str, *, ca_file: str | None = None) -> Broker:
     """``mqtt://[user[:password]@]host[:port]`` (``mqtts://`` for TLS) as a ``Broker``."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
@@ -76,4 +78,5 @@ def broker_from_url(url: str) -> Broker:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         tls=tls,
+        ca_file=ca_file,
     )

@@ -57,7 +57,7 @@ async def migrate(settings: Settings, database_url: str) -> None:
 def ingester(settings: Settings, database_url: str, mqtt_url: str) -> Ingester:
     return Ingester(
         database_url=database_url,
-        broker=broker_from_url(mqtt_url),
+        broker=broker_from_url(mqtt_url, ca_file=settings.mqtt_ca_file),
         client_id=settings.client_id,
         share_group=settings.share_group,
         topic_prefix=settings.topic_prefix,

@@ -212,7 +212,7 @@ class BatchBuilder:
         values = ValueColumns(
             time_us[reading], device_keys[reading], metric, value, r_msg[reading], reading
         )
-        ok = ~bad_reading[reading] & self._check_values(values, kinds, dead)
+        ok = self._check_values(values, kinds, bad_reading[reading], dead)
         return Columns(messages, values.take(ok), dead)
 
     def _check_readings(
@@ -250,8 +250,13 @@ class BatchBuilder:
         return bad
 
     def _check_values(
-        self, v: ValueColumns, kinds: npt.NDArray[np.int8], dead: list[DeadLetterRow]
+        self,
+        v: ValueColumns,
+        kinds: npt.NDArray[np.int8],
+        rejected: npt.NDArray[np.bool_],
+        dead: list[DeadLetterRow],
     ) -> npt.NDArray[np.bool_]:
+        """Which values to keep; dead letters for the bad ones not already ``rejected``."""
         device_kind = kinds[v.device]
         unknown = v.metric == 0
         wrong_kind = ~unknown & (device_kind != 0) & (device_kind != _KIND[v.metric])
@@ -259,10 +264,10 @@ class BatchBuilder:
         with np.errstate(invalid="ignore"):
             out_of_range = finite & ((v.value < _LOW[v.metric]) | (v.value > _HIGH[v.metric]))
         bad = unknown | wrong_kind | ~finite | out_of_range
-        for i in np.flatnonzero(bad).tolist():
+        for i in np.flatnonzero(bad & ~rejected).tolist():
             reason, detail = self._why(v, i, int(device_kind[i]))
             dead.append(self._dead_value(v, i, reason, detail))
-        ok: npt.NDArray[np.bool_] = ~bad
+        ok: npt.NDArray[np.bool_] = ~(bad | rejected)
         return ok
 
     def _why(self, v: ValueColumns, i: int, device_kind: int) -> tuple[Reason, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from types import TracebackType
@@ -36,6 +37,11 @@ class Broker:
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    ca_file: str | None = None
+    """CA certificate(s) to verify the broker with; the system's when None."""
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.ca_file) if self.tls else False
 
 
 class Delivery(NamedTuple):
@@ -113,7 +119,10 @@ class Subscription:
         while True:
             try:
                 await self._client.connect(
-                    self._broker.host, self._broker.port, ssl=self._broker.tls, keepalive=30
+                    self._broker.host,
+                    self._broker.port,
+                    ssl=self._broker.ssl_context(),
+                    keepalive=30,
                 )
                 return self
             except (OSError, MQTTConnectError) as exc:

@@ -51,14 +51,17 @@ class DatabaseServer:
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _tmp(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
-    path = tmp_path_factory.mktemp(name)
-    # PostgreSQL runs as user postgres when the tests run as root: let it in.
+def reachable(path: Path) -> Path:
+    """``path``, opened to other users: PostgreSQL runs as user postgres under root."""
     for p in (path, *path.parents):
         if str(p) in ("/", "/tmp"):
             break
         p.chmod(p.stat().st_mode | 0o755)
     return path
+
+
+def _tmp(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    return reachable(tmp_path_factory.mktemp(name))
 
 
 @pytest.fixture(scope="session")

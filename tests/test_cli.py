@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from citytel.local import free_port
+from tests.fix_servers import reachable
 
 
 def _env(**settings: str) -> dict[str, str]:
@@ -59,7 +60,7 @@ def test_commands_without_their_servers_say_what_to_set() -> None:
 
 @pytest.mark.slow
 def test_up_runs_everything_until_interrupted(tmp_path: Path) -> None:
-    tmp_path.chmod(0o755)  # PostgreSQL runs as user postgres when tests run as root
+    reachable(tmp_path)
     api_port = free_port()
     env = _env(var_dir=str(tmp_path / "var"), api_port=str(api_port), sim_interval_s="1")
     proc = subprocess.Popen(

@@ -22,6 +22,7 @@ from ingest.ingester import Ingester
 from ingest.mqtt import Broker
 from storage.database import connect
 from storage.migrate import upgrade
+from tests.fix_servers import reachable
 from tests.helpers import (
     ThreadedGateway,
     count_exactly_once,
@@ -36,15 +37,10 @@ OUTAGE_S = float(os.environ.get("CITYTEL_TEST_OUTAGE_S", "60"))
 pytestmark = pytest.mark.slow
 
 
-def _reachable(tmp_path: Path) -> Path:
-    tmp_path.chmod(0o755)  # PostgreSQL runs as user postgres when tests run as root
-    return tmp_path
-
-
 @pytest.fixture
 async def own_postgres(tmp_path: Path) -> AsyncIterator[LocalPostgres]:
     """A PostgreSQL of this test's own, which the test may stop and start."""
-    pg = LocalPostgres(_reachable(tmp_path) / "pg", fsync=False)
+    pg = LocalPostgres(reachable(tmp_path) / "pg", fsync=False)
     pg.start()
     conn = await connect(pg.url, autocommit=True)
     await upgrade(conn)
