@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import math
+import random
 
 import msgspec
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from citytel.local import LocalMosquitto
 from devices.catalog import METRICS
+from devices.contract import topic
 from ingest.batch import BatchBuilder
 from ingest.decode import Decoder
+from ingest.ingester import Ingester
 from ingest.limits import Limits
 from ingest.mqtt import Broker, Subscription
 from ingest.reasons import Reason
+from tests.helpers import T0_MS, publish, query, reading, telemetry, wait_until
 
 NOW_MS = 1_763_762_999_000
 LIMITS = Limits()
@@ -104,3 +109,38 @@ async def test_an_invalid_utf8_topic_becomes_an_invalid_topic_dead_letter() -> N
     builder.add(delivery.topic, delivery.payload, delivery.received_us)
     assert [d.reason for d in builder.dead_letters] == [Reason.INVALID_TOPIC]
     assert not math.isnan(delivery.received_us)
+
+
+async def test_the_ingester_stays_up_through_garbage_and_keeps_the_valid_messages(
+    database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
+) -> None:
+    rng = random.Random(3)
+    garbage = [bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 300))) for _ in range(100)]
+    channels = ["telemetry", "telemetry/msgpack", "devices", "status"]
+    messages = [
+        (topic("gw-g", channels[i % 4], prefix=topic_prefix), g) for i, g in enumerate(garbage)
+    ]
+    valid = [
+        (
+            topic("gw-g", "telemetry", prefix=topic_prefix),
+            telemetry("gw-g", seq, [reading("sl-g", T0_MS + seq, power_w=1.0)]),
+        )
+        for seq in range(10)
+    ]
+    ingester = Ingester(
+        database_url=database_url,
+        broker=Broker(port=mosquitto.port),
+        client_id=f"garbage-{topic_prefix}",
+        topic_prefix=topic_prefix,
+        batch_max_wait_s=0.05,
+    )
+    async with ingester:
+        await publish(mosquitto, messages + valid)
+
+        async def all_in() -> bool:
+            return ingester.stats.deliveries >= len(messages) + len(valid)
+
+        await wait_until(all_in)
+    assert await query(database_url, "SELECT count(*) FROM readings") == [(10,)]
+    letters = await query(database_url, "SELECT count(*), count(DISTINCT reason) FROM dead_letters")
+    assert letters[0][0] == 100 == sum(ingester.stats.dead_letters.values())
