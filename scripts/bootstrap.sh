@@ -40,7 +40,7 @@ ensure_venv() {
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         log "installing citytel and its dependencies into .venv"
         .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-        .venv/bin/python -m pip install -q -e ".[test,dev]"
+        .venv/bin/python -m pip install -q -e ".[test,dev,bench]"
         echo "$want" > "$stamp"
     fi
 }

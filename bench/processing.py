@@ -1,0 +1,135 @@
+"""Windowed aggregation: Numba kernels against NumPy-only and pandas, in one run.
+
+    python -m bench.processing [--values 10000000] [--series 100000]
+
+The stream: every series reports once per 10 s tick, ticks in time order, so 10 million
+values over 100,000 series are 100 ticks spanning about 17 one-minute windows. Each
+implementation computes the same 1-minute aggregates (count, sum, min, max, mean,
+standard deviation, first, last per series and window):
+  numba   streamed through ``processing.windows.Windows`` one tick (100k values) at a time,
+          then ``close`` (what the service does);
+  numpy   one lexsort by (series, window) and ``reduceat`` over the whole array;
+  pandas  ``groupby(["series", "window"]).agg(...)`` over the whole array.
+It also times a cold start (empty JIT cache) and a warm start (cache on disk) of the
+kernels in fresh processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+
+from processing.windows import Windows
+
+SIZE = 60_000_000
+TICK = 10_000_000
+
+
+def stream(values: int, series: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+    ticks = values // series
+    rng = np.random.default_rng(42)
+    s = np.tile(np.arange(series, dtype=np.int64), ticks)
+    t = np.repeat(np.arange(ticks, dtype=np.int64) * TICK, series) + rng.integers(
+        0, TICK, ticks * series
+    )
+    return s, t, rng.normal(50, 10, ticks * series)
+
+
+def run_numba(s: np.ndarray, t: np.ndarray, v: np.ndarray, batch: int) -> int:  # type: ignore[type-arg]
+    w = Windows(SIZE, series=int(s.max()) + 1)
+    n = 0
+    for i in range(0, len(s), batch):
+        n += len(w.update(s[i : i + batch], t[i : i + batch], v[i : i + batch]))
+    return n + len(w.close(np.iinfo(np.int64).max - SIZE))
+
+
+def run_numpy(s: np.ndarray, t: np.ndarray, v: np.ndarray) -> int:  # type: ignore[type-arg]
+    win = t - t % SIZE
+    order = np.lexsort((t, win, s))
+    s2, w2, t2, v2 = s[order], win[order], t[order], v[order]
+    starts = np.flatnonzero(np.r_[True, (np.diff(s2) != 0) | (np.diff(w2) != 0)])
+    count = np.diff(np.r_[starts, len(s2)])
+    total = np.add.reduceat(v2, starts)
+    mean = total / count
+    sq = np.add.reduceat(v2 * v2, starts)
+    std = np.sqrt(np.maximum(sq / count - mean * mean, 0))
+    lo, hi = np.minimum.reduceat(v2, starts), np.maximum.reduceat(v2, starts)
+    first, last = v2[starts], v2[np.r_[starts[1:], len(s2)] - 1]
+    del std, lo, hi, first, last, t2
+    return len(starts)
+
+
+def run_pandas(s: np.ndarray, t: np.ndarray, v: np.ndarray) -> int:  # type: ignore[type-arg]
+    df = pd.DataFrame({"series": s, "window": t - t % SIZE, "time": t, "value": v})
+    df = df.sort_values("time", kind="stable")
+    out = df.groupby(["series", "window"], sort=False)["value"].agg(
+        ["count", "sum", "min", "max", "mean", "std", "first", "last"]
+    )
+    return len(out)
+
+
+def best_of(runs: int, fn, *args) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    best, result = float("inf"), 0
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = fn(*args)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def start_up(cache_dir: str) -> float:
+    code = (
+        "import time; t0 = time.perf_counter(); import numpy as np;"
+        "from processing.windows import Windows; w = Windows(60);"
+        "w.update(np.array([0, 0]), np.array([1, 99]), np.array([1.0, 2.0])); w.close(10**9);"
+        "print(time.perf_counter() - t0)"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return float(out.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--values", type=int, default=10_000_000)
+    parser.add_argument("--series", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    s, t, v = stream(args.values, args.series)
+    run_numba(s[:1000], t[:1000], v[:1000], 1000)  # compile (or load from cache) first
+    results = {
+        "numba (streamed, dense state)": best_of(args.runs, run_numba, s, t, v, args.series),
+        "numpy (lexsort + reduceat)": best_of(args.runs, run_numpy, s, t, v),
+        "pandas (groupby agg)": best_of(args.runs, run_pandas, s, t, v),
+    }
+    windows = {r for _, r in results.values()}
+    print(
+        f"machine: {os.cpu_count()} cores; {len(s):,} values over {args.series:,} series;"
+        f" 1-minute windows; best of {args.runs}; one core (no parallel kernels)"
+    )
+    for name, (seconds, n) in results.items():
+        print(
+            f"{name:32s} {len(s) / seconds / 1e6:7.2f} M values/s  ({seconds:.3f} s, {n:,} windows)"
+        )
+    base = results["numba (streamed, dense state)"][0]
+    print(
+        f"ratio numba / numpy: {results['numpy (lexsort + reduceat)'][0] / base:.1f}x;"
+        f" numba / pandas: {results['pandas (groupby agg)'][0] / base:.1f}x"
+    )
+    assert len(windows) == 1, f"implementations disagree on the number of windows: {windows}"
+    with tempfile.TemporaryDirectory() as cache:
+        cold, warm = start_up(cache), start_up(cache)
+    print(f"start-up to first result: cold (compiling) {cold:.2f} s, warm (cached) {warm:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
