@@ -137,8 +137,10 @@ async def up(settings: Settings, *, simulate: bool = True) -> None:
                 ends.database_url,
                 ends.mqtt_url,
             )
-            while True:
-                await asyncio.sleep(10)
+            # The ingester's loop ends only by failing: then stop everything, loudly.
+            ingesting = asyncio.create_task(ingest.wait(), name="citytel-ingest-watch")
+            while not ingesting.done():
+                await asyncio.wait({ingesting}, timeout=10)
                 s = ingest.stats
                 log.info(
                     "stored %d messages, %d values, %d duplicates, dead letters %s%s",
@@ -148,3 +150,4 @@ async def up(settings: Settings, *, simulate: bool = True) -> None:
                     dict(s.dead_letters) or "none",
                     f"; simulator sent {sim.stats.messages} messages" if sim else "",
                 )
+            await ingesting

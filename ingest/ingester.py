@@ -20,7 +20,8 @@ from psycopg.rows import TupleRow
 
 from citytel.errors import StorageError, StorageUnavailable
 from devices.contract import DeviceInfo, subscriptions
-from ingest.batch import BatchBuilder
+from ingest.aggregate import Aggregator, Prepared
+from ingest.batch import BatchBuilder, Columns
 from ingest.decode import Decoder
 from ingest.limits import Limits
 from ingest.mqtt import Broker, Delivery, Subscription
@@ -28,7 +29,7 @@ from ingest.reasons import Reason
 from ingest.stats import IngestStats
 from storage.database import Mode, connect, current_mode
 from storage.registry import DeviceUpsert, Registry
-from storage.writer import DeadLetterRow, WriteResult, write_batch
+from storage.writer import DeadLetterRow, ValueColumns, WriteResult, write_batch
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class Ingester:
         session_expiry_s: int = 7 * 86_400,
         retry_max_s: float = 10.0,
         shutdown_grace_s: float = 10.0,
+        rollup_widths_s: tuple[int, ...] = (60, 900, 3600),
+        allowed_lateness_s: float = 300.0,
     ) -> None:
         topics = subscriptions(prefix=topic_prefix)
         if share_group:
@@ -72,6 +75,7 @@ class Ingester:
             wake_at=min(batch_max_messages, receive_maximum // 2),
         )
         self._registry = Registry()
+        self._aggregator = Aggregator(widths_s=rollup_widths_s, lateness_s=allowed_lateness_s)
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._task: asyncio.Task[None] | None = None
         self._holding = 0
@@ -95,7 +99,20 @@ class Ingester:
                 await self._task
         await self._subscription.__aexit__(t, e, tb)
         if self._conn is not None:
+            await self._flush_windows()
             await self._conn.close()
+
+    async def _flush_windows(self) -> None:
+        """Write the windows still open, so a clean stop leaves no aggregate behind."""
+        if self._conn is None or self._conn.closed:
+            return
+        prepared = self._aggregator.flush()
+        try:
+            async with self._conn.transaction():
+                await self._aggregator.write(self._conn, prepared)
+        except psycopg.Error as exc:
+            self._aggregator.undo(prepared)
+            log.warning("could not write the open windows at shutdown: %s", exc)
 
     async def wait(self) -> None:
         """Run until cancelled, or until the ingest loop fails."""
@@ -179,9 +196,33 @@ class Ingester:
         device_gateway = {d: gateways[g] for d, g in builder.device_gateway.items()}
         devices = await registry.device_keys(conn, builder.r_device, device_gateway)
         columns = builder.columns(gateways, devices, registry.kinds, time.time_ns() // 1000)
-        result = await write_batch(conn, columns.messages, columns.values, columns.dead_letters)
+        result = await self._write_values(conn, columns)
         if builder.statuses:
             await registry.set_status(conn, builder.statuses)
+        return result
+
+    async def _write_values(
+        self, conn: psycopg.AsyncConnection[TupleRow], columns: Columns
+    ) -> WriteResult:
+        """The batch and, in the same transaction, the rollups its new values change."""
+        aggregator = self._aggregator
+        prepared: list[Prepared] = []
+
+        async def derive(conn: psycopg.AsyncConnection[TupleRow], kept: ValueColumns) -> None:
+            prepared.append(aggregator.prepare(kept, time.time_ns() // 1000))
+            await aggregator.write(conn, prepared[0])
+
+        try:
+            result = await write_batch(
+                conn, columns.messages, columns.values, columns.dead_letters, derive=derive
+            )
+        except BaseException:
+            if prepared:
+                aggregator.undo(prepared[0])
+            raise
+        if prepared:
+            aggregator.confirm(prepared[0])
+            self.stats.late_values = aggregator.late
         return result
 
     async def _reject(self, delivery: Delivery, exc: StorageError) -> None:

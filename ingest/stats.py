@@ -15,6 +15,8 @@ class IngestStats:
     duplicates: int = 0
     """Telemetry messages whose identity was already committed (re-deliveries, re-sends)."""
     values: int = 0
+    late_values: int = 0
+    """Values that arrived after their 1-minute window had closed (stored, merged late)."""
     batches: int = 0
     write_retries: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)

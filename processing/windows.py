@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
+Snapshot = tuple[I64, I64, I64, F64]
 EMPTY = np.iinfo(np.int64).min
 """``window`` of a series whose state holds nothing."""
 
@@ -240,6 +241,20 @@ class Windows:
         k = _close(before, self.size, self._win, self._st_i, self._st_f, out_i, out_f)
         return _partials(out_i[:k], out_f[:k])
 
+    def due(self, before: int) -> I64:
+        """Series whose window ends at or before ``before`` (what ``close`` would emit)."""
+        return np.flatnonzero((self._win != EMPTY) & (self._win + self.size <= before))
+
+    def snapshot(self, series: I64) -> Snapshot:
+        """The state of these series, for ``restore`` if what follows must be undone."""
+        ids = np.unique(series[series < len(self._win)])
+        return ids, self._win[ids].copy(), self._st_i[ids].copy(), self._st_f[ids].copy()
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Put back the state ``snapshot`` took."""
+        ids, win, st_i, st_f = snapshot
+        self._win[ids], self._st_i[ids], self._st_f[ids] = win, st_i, st_f
+
     def _grow(self, n: int) -> None:
         n = max(n, 2 * len(self._win))
         old = len(self._win)
@@ -284,6 +299,8 @@ def _partials(i: npt.NDArray[np.int64], f: npt.NDArray[np.float64]) -> Partials:
 
 def merge(p: Partials) -> Partials:
     """Merge partials of the same (series, window) into one each (Chan et al. for M2)."""
+    if len(p) == 0:
+        return p
     order = np.lexsort((p.window, p.series))
     cols = {name: getattr(p, name)[order] for name in _FIELDS}
     starts = np.flatnonzero(
@@ -325,3 +342,24 @@ def _arg_by_group(
     order = np.lexsort((t if pick is np.argmin else -t, group))
     first_of_group = np.r_[True, np.diff(group[order]) != 0]
     return order[first_of_group]
+
+
+def singles(series: I64, time: I64, value: F64, size: int) -> Partials:
+    """Each value as a one-value partial of its window, marked late (bypasses the state)."""
+    n = len(series)
+    ones = np.ones(n, dtype=np.int64)
+    return Partials(
+        series.astype(np.int64),
+        time - time % size,
+        ones,
+        value,
+        value.copy(),
+        np.zeros(n),
+        value.copy(),
+        value.copy(),
+        time.copy(),
+        value.copy(),
+        time.copy(),
+        value.copy(),
+        ones.copy(),
+    )

@@ -6,6 +6,7 @@ Everything of a batch is written in one transaction. A message whose identity
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -113,13 +114,22 @@ _COPY_DEAD_LETTERS = (
 )
 
 
+Derive = Callable[[psycopg.AsyncConnection[TupleRow], "ValueColumns"], Awaitable[None]]
+"""Writes what is derived from the batch's new values (rollups) in the same transaction."""
+
+
 async def write_batch(
     conn: psycopg.AsyncConnection[TupleRow],
     messages: MessageColumns,
     values: ValueColumns,
     dead_letters: list[DeadLetterRow],
+    *,
+    derive: Derive | None = None,
 ) -> WriteResult:
-    """Store a batch in one transaction; skips messages whose identity is already stored."""
+    """Store a batch in one transaction; skips messages whose identity is already stored.
+
+    ``derive`` is called inside the transaction with the values actually stored.
+    """
     with map_errors():
         async with conn.transaction():
             new = await _insert_identities(conn, messages, values)
@@ -138,6 +148,8 @@ async def write_batch(
                         )
                 if kept_letters:
                     await _copy_dead_letters(cur, kept_letters)
+            if derive is not None:
+                await derive(conn, kept_values)
     n_new = int(new.sum())
     return WriteResult(n_new, len(messages) - n_new, len(kept_values), kept_letters)
 
