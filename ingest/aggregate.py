@@ -62,7 +62,9 @@ class Aggregator:
             prepared.undo.append((windows, windows.snapshot(series[on_time])))
             parts = [windows.update(series[on_time], t[on_time], v[on_time]),
                      singles(series[late], t[late], v[late], size)]  # fmt: skip
-            if watermark != EMPTY:
+            # Windows end on multiples of the width: only when the watermark has crossed
+            # one since the last batch can a window be due (most batches skip the scan).
+            if watermark != EMPTY and self._crossed(watermark - lateness, size):
                 before = watermark - lateness
                 prepared.undo.append((windows, windows.snapshot(windows.due(before))))
                 parts.append(windows.close(before))
@@ -70,6 +72,12 @@ class Aggregator:
             if width == min(self.widths_s):
                 prepared.late = int(late.sum())
         return prepared
+
+    def _crossed(self, before: int, size: int) -> bool:
+        if self.watermark_us == EMPTY:
+            return True
+        previous = self.watermark_us - int(self.lateness_s * 1_000_000)
+        return before // size != previous // size
 
     def flush(self) -> Prepared:
         """Emit every window still open (at a clean stop); undoable like ``prepare``."""

@@ -21,11 +21,15 @@ from types import TracebackType
 from typing import Any, NamedTuple, Self
 
 import gmqtt
+from gmqtt.mqtt.constants import MQTTCommands as _Commands
+from gmqtt.mqtt.constants import MQTTv50
 from gmqtt.mqtt.handler import MQTTConnectError, MqttPackageHandler
+from gmqtt.mqtt.package import CommandWithMidPacket
 
 from citytel.errors import BrokerError
 
 log = logging.getLogger(__name__)
+PUBACK = _Commands.PUBACK
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +172,17 @@ class Subscription:
         new connection, and the ingester recognises the copy by its message identity.
         """
         generation = self._generation
-        send = self._client._package_handler._send_puback
-        sent = 0
-        for d in deliveries:
-            if d.qos and d.generation == generation:
-                send(d.mid)
-                sent += 1
-        return sent
+        mids = [d.mid for d in deliveries if d.qos and d.generation == generation]
+        connection = self._client._connection
+        if not mids or connection is None:
+            return 0
+        # All PUBACKs of the batch in one write: one system call instead of one per message
+        # (a send per PUBACK took 40 % of the ingester's CPU with single-reading messages).
+        build = CommandWithMidPacket.build_package
+        connection.send_package(
+            b"".join([build(PUBACK, mid, False, proto_ver=MQTTv50) for mid in mids])
+        )
+        return len(mids)
 
     def _receive(self, topic: Any, payload: bytes, mid: int, qos: int) -> None:
         if not isinstance(topic, str):
