@@ -63,6 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--password-file", type=Path, default=Path("/etc/mosquitto/citytel/passwd"))
     p.add_argument("--acl-file", type=Path, default=Path("/etc/mosquitto/citytel/acl"))
     p.set_defaults(run=_provision)
+    p = sub.add_parser("detect", help="score a CSV series (timestamp,value) for backtesting")
+    p.add_argument("--input", required=True, help="CSV of timestamp,value")
+    p.add_argument("--output", help="CSV to write (default: standard output)")
+    p.add_argument("--threshold", type=float, default=0.5, help="score from which is_anomaly")
+    p.set_defaults(run=_detect)
     db = sub.add_parser("db", help="database maintenance")
     dbsub = db.add_subparsers(required=True, metavar="action")
     p = dbsub.add_parser("upgrade", help="apply pending migrations")
@@ -145,6 +150,15 @@ def _provision(settings: Settings, args: argparse.Namespace) -> None:
         f"user:     {made.username}\npassword: {made.password}\n"
         f"(hashed into {args.password_file}; ACL in {args.acl_file}:)\n\n{made.acl}"
     )
+
+
+def _detect(settings: Settings, args: argparse.Namespace) -> int:
+    from citytel.detect import main as detect
+
+    try:
+        return detect(args.input, args.output, args.threshold)
+    except OSError as exc:
+        raise CitytelError(str(exc)) from exc
 
 
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> None:
