@@ -26,6 +26,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from processing.detectors import Combined, Deviation, Flatline
 from processing.windows import Windows
 
 SIZE = 60_000_000
@@ -75,6 +76,25 @@ def run_pandas(s: np.ndarray, t: np.ndarray, v: np.ndarray) -> int:  # type: ign
     return len(out)
 
 
+def run_detectors(s: np.ndarray, t: np.ndarray, v: np.ndarray, batch: int) -> int:  # type: ignore[type-arg]
+    detectors = Combined(Deviation(series=int(s.max()) + 1), Flatline(series=int(s.max()) + 1))
+    flagged = 0
+    for i in range(0, len(s), batch):
+        flagged += int(
+            (detectors.update(s[i : i + batch], t[i : i + batch], v[i : i + batch]) >= 0.5).sum()
+        )
+    return flagged
+
+
+def run_pandas_ewm(s: np.ndarray, t: np.ndarray, v: np.ndarray) -> int:  # type: ignore[type-arg]
+    """The baseline for the detectors: pandas' grouped EWM mean and deviation, no scoring."""
+    df = pd.DataFrame({"series": s, "value": v})
+    g = df.groupby("series")["value"]
+    mean = g.ewm(alpha=0.05).mean().reset_index(level=0, drop=True).sort_index()
+    spread = (df["value"] - mean).abs().groupby(df["series"]).ewm(alpha=0.05).mean()
+    return len(spread)
+
+
 def best_of(runs: int, fn, *args) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     best, result = float("inf"), 0
     for _ in range(runs):
@@ -111,6 +131,12 @@ def main() -> None:
         "numpy (lexsort + reduceat)": best_of(args.runs, run_numpy, s, t, v),
         "pandas (groupby agg)": best_of(args.runs, run_pandas, s, t, v),
     }
+    detectors = {
+        "numba detectors (deviation + flatline)": best_of(
+            args.runs, run_detectors, s, t, v, args.series
+        ),
+        "pandas grouped EWM (mean, spread only)": best_of(args.runs, run_pandas_ewm, s, t, v),
+    }
     windows = {r for _, r in results.values()}
     print(
         f"machine: {os.cpu_count()} cores; {len(s):,} values over {args.series:,} series;"
@@ -126,6 +152,13 @@ def main() -> None:
         f" numba / pandas: {results['pandas (groupby agg)'][0] / base:.1f}x"
     )
     assert len(windows) == 1, f"implementations disagree on the number of windows: {windows}"
+    for name, (seconds, _) in detectors.items():
+        print(f"{name:40s} {len(s) / seconds / 1e6:7.2f} M values/s  ({seconds:.3f} s)")
+    d = list(detectors.values())
+    print(
+        f"ratio numba detectors / pandas EWM: {d[1][0] / d[0][0]:.1f}x;"
+        f" {d[0][1]:,} values scored >= 0.5 in healthy random data"
+    )
     with tempfile.TemporaryDirectory() as cache:
         cold, warm = start_up(cache), start_up(cache)
     print(f"start-up to first result: cold (compiling) {cold:.2f} s, warm (cached) {warm:.2f} s")
