@@ -1,8 +1,23 @@
-"""Pure compute over NumPy arrays: windowed aggregates (anomaly detection to come).
+"""Pure compute over NumPy arrays: windowed aggregates, anomaly scores and episodes.
 
 Imports no storage, transport or HTTP: arrays in, arrays out.
 """
 
+from processing.detectors import Combined, Deviation, Flatline
+from processing.episodes import CLOSED, OPENED, Changes, Episodes
 from processing.windows import EMPTY, Partials, Windows, merge, singles
 
-__all__ = ["EMPTY", "Partials", "Windows", "merge", "singles"]
+__all__ = [
+    "CLOSED",
+    "EMPTY",
+    "OPENED",
+    "Changes",
+    "Combined",
+    "Deviation",
+    "Episodes",
+    "Flatline",
+    "Partials",
+    "Windows",
+    "merge",
+    "singles",
+]

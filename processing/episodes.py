@@ -1,0 +1,132 @@
+"""From per-point scores to episodes: an anomaly opens, keeps its peak, and closes.
+
+Operations staff act on episodes, not on a row per reading. Per series (and detector):
+an episode opens at the first score at or above ``open_at``, updates its peak score and
+the observed value at the peak, and closes after ``close_after`` consecutive scores
+below ``close_below`` (hysteresis, so a score hovering at the threshold does not open
+and close an episode at every point). State is dense arrays by series id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+OPENED, CLOSED = 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Episodes that opened or closed in a batch (an episode may do both in one batch)."""
+
+    series: I64
+    kind: I64  # OPENED or CLOSED
+    start: I64  # time of the first anomalous point
+    end: I64  # time of the last anomalous point (for CLOSED; = start for OPENED)
+    peak: F64  # highest score so far
+    observed: F64  # the value at the peak
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+
+@numba.njit(cache=True, nogil=True)
+def _track(
+    series: I64,
+    time: I64,
+    score: F64,
+    value: F64,
+    open_at: float,
+    close_below: float,
+    close_after: int,
+    is_open: I64,
+    start: I64,
+    last_bad: I64,
+    quiet: I64,
+    peak: F64,
+    observed: F64,
+    out_i: I64,
+    out_f: F64,
+) -> int:
+    k = 0
+    for j in range(series.shape[0]):
+        s, t, x = series[j], time[j], score[j]
+        if is_open[s] == 0:
+            if x >= open_at:
+                is_open[s], start[s], last_bad[s], quiet[s] = 1, t, t, 0
+                peak[s], observed[s] = x, value[j]
+                out_i[k, 0], out_i[k, 1], out_i[k, 2], out_i[k, 3] = s, OPENED, t, t
+                out_f[k, 0], out_f[k, 1] = x, value[j]
+                k += 1
+            continue
+        if x >= close_below:
+            quiet[s] = 0
+            last_bad[s] = t
+            if x > peak[s]:
+                peak[s], observed[s] = x, value[j]
+            continue
+        quiet[s] += 1
+        if quiet[s] >= close_after:
+            is_open[s] = 0
+            out_i[k, 0], out_i[k, 1], out_i[k, 2], out_i[k, 3] = s, CLOSED, start[s], last_bad[s]
+            out_f[k, 0], out_f[k, 1] = peak[s], observed[s]
+            k += 1
+    return k
+
+
+class Episodes:
+    """Turns scores into episode openings and closings, series by series."""
+
+    def __init__(
+        self,
+        *,
+        open_at: float = 0.5,
+        close_below: float = 0.3,
+        close_after: int = 3,
+        series: int = 1024,
+    ) -> None:
+        if not 0 <= close_below <= open_at <= 1:
+            raise ValueError("need 0 <= close_below <= open_at <= 1")
+        self.open_at, self.close_below, self.close_after = open_at, close_below, close_after
+        self._i = np.zeros((4, series), dtype=np.int64)  # is_open, start, last_bad, quiet
+        self._f = np.zeros((2, series), dtype=np.float64)  # peak, observed
+
+    @property
+    def open_series(self) -> I64:
+        """Series with an episode open now."""
+        return np.flatnonzero(self._i[0])
+
+    def update(self, series: I64, time: I64, score: F64, value: F64) -> Changes:
+        s = np.ascontiguousarray(series, dtype=np.int64)
+        if len(s) and int(s.max()) >= self._i.shape[1]:
+            grow = max(int(s.max()) + 1, 2 * self._i.shape[1]) - self._i.shape[1]
+            self._i = np.concatenate([self._i, np.zeros((4, grow), np.int64)], axis=1)
+            self._f = np.concatenate([self._f, np.zeros((2, grow))], axis=1)
+        out_i = np.empty((2 * len(s), 4), dtype=np.int64)
+        out_f = np.empty((2 * len(s), 2), dtype=np.float64)
+        k = _track(
+            s,
+            np.ascontiguousarray(time, dtype=np.int64),
+            np.ascontiguousarray(score, dtype=np.float64),
+            np.ascontiguousarray(value, dtype=np.float64),
+            self.open_at,
+            self.close_below,
+            self.close_after,
+            self._i[0],
+            self._i[1],
+            self._i[2],
+            self._i[3],
+            self._f[0],
+            self._f[1],
+            out_i,
+            out_f,
+        )
+        return Changes(
+            out_i[:k, 0], out_i[:k, 1], out_i[:k, 2], out_i[:k, 3], out_f[:k, 0], out_f[:k, 1]
+        )
