@@ -23,11 +23,13 @@ from devices.contract import DeviceInfo, subscriptions
 from ingest.aggregate import Aggregator, Prepared
 from ingest.batch import BatchBuilder, Columns
 from ingest.decode import Decoder
+from ingest.detect import Detection
 from ingest.limits import Limits
 from ingest.mqtt import Broker, Delivery, Subscription
 from ingest.reasons import Reason
 from ingest.stats import IngestStats
 from storage.database import Mode, connect, current_mode
+from storage.episodes import write_episodes
 from storage.registry import DeviceUpsert, Registry
 from storage.writer import DeadLetterRow, ValueColumns, WriteResult, write_batch
 
@@ -54,6 +56,7 @@ class Ingester:
         shutdown_grace_s: float = 10.0,
         rollup_widths_s: tuple[int, ...] = (60, 900, 3600),
         allowed_lateness_s: float = 300.0,
+        detect: bool = True,
     ) -> None:
         topics = subscriptions(prefix=topic_prefix)
         if share_group:
@@ -76,6 +79,7 @@ class Ingester:
         )
         self._registry = Registry()
         self._aggregator = Aggregator(widths_s=rollup_widths_s, lateness_s=allowed_lateness_s)
+        self._detection = Detection() if detect else None
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._task: asyncio.Task[None] | None = None
         self._holding = 0
@@ -207,8 +211,10 @@ class Ingester:
         """The batch and, in the same transaction, the rollups its new values change."""
         aggregator = self._aggregator
         prepared: list[Prepared] = []
+        stored: list[ValueColumns] = []
 
         async def derive(conn: psycopg.AsyncConnection[TupleRow], kept: ValueColumns) -> None:
+            stored.append(kept)
             prepared.append(aggregator.prepare(kept, time.time_ns() // 1000))
             await aggregator.write(conn, prepared[0])
 
@@ -223,7 +229,19 @@ class Ingester:
         if prepared:
             aggregator.confirm(prepared[0])
             self.stats.late_values = aggregator.late
+        if stored and self._detection is not None:
+            await self._detect(conn, stored[0])
         return result
+
+    async def _detect(self, conn: psycopg.AsyncConnection[TupleRow], stored: ValueColumns) -> None:
+        """Anomaly episodes from the values just committed (their own transaction)."""
+        assert self._detection is not None
+        changes = self._detection.observe(stored)
+        try:
+            await write_episodes(conn, changes)
+        except StorageError as exc:  # the values are safe; these episode changes are not
+            log.warning("could not write %d episode changes: %s", len(changes), exc)
+        self.stats.episodes_opened = dict(self._detection.opened)
 
     async def _reject(self, delivery: Delivery, exc: StorageError) -> None:
         """Dead-letter one message the database refuses even on its own."""

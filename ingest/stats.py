@@ -19,5 +19,7 @@ class IngestStats:
     """Values that arrived after their 1-minute window had closed (stored, merged late)."""
     batches: int = 0
     write_retries: int = 0
+    episodes_opened: dict[str, int] = field(default_factory=dict)
+    """Anomaly episodes opened, by detector."""
     dead_letters: Counter[str] = field(default_factory=Counter)
     """Dead letters committed, by reason."""
