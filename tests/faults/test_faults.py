@@ -80,7 +80,13 @@ async def test_ingester_killed_with_sigkill_mid_stream_loses_and_doubles_nothing
     first = subprocess.Popen(command, env=env)
     await asyncio.sleep(1.5)  # connected and subscribed
     gateway = ThreadedGateway(mosquitto.port, client_id=f"gw-k-{topic_prefix}")
-    publishing = asyncio.create_task(asyncio.to_thread(gateway.publish_all, messages, rate=1500))
+    # One message first, committed before the stream starts: the ingester's kernels are
+    # compiled by then (seconds on a cold JIT cache), so the kill lands mid-stream.
+    await asyncio.to_thread(gateway.publish_all, messages[:1], rate=1)
+    await _all_committed(database_url, 1)
+    publishing = asyncio.create_task(
+        asyncio.to_thread(gateway.publish_all, messages[1:], rate=1000)
+    )
 
     async def some_committed() -> bool:
         return bool((await query(database_url, "SELECT count(*) FROM messages"))[0][0] > 300)
