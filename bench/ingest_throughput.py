@@ -7,7 +7,9 @@ database with the ingester as a separate process (``citytel ingest``):
   1. citytel, messages of 50 readings x 3 metrics, published as fast as possible;
   2. citytel at a steady 1,100 messages/s (165,000 values/s): latency p50/p99;
   3. the naive baseline (bench/naive_ingest.py) on the same load as 1;
-  4. citytel, single-reading messages (1 x 3 metrics), as fast as possible.
+  4. citytel, single-reading messages (1 x 3 metrics), as fast as possible;
+  5. citytel draining a backlog of single-reading messages that the broker queued for its
+     session while it was stopped: the receive rate without the load generator's limit.
 A value is one metric of one reading (one row); committed counts come from the database.
 """
 
@@ -139,6 +141,40 @@ def _wait_all_committed(
     raise RuntimeError("not every published message was committed")
 
 
+def drain_run(pg: LocalPostgres, mq: LocalMosquitto, *, seconds: float) -> dict[str, float]:
+    """Queue single-reading messages for a stopped ingester's session, then let it drain them."""
+    url = fresh_database(pg, "drain")
+    env = {
+        "CITYTEL_DATABASE_URL": url,
+        "CITYTEL_MQTT_URL": mq.url,
+        "CITYTEL_CLIENT_ID": "bench-drain",
+        "CITYTEL_LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "citytel.cli", "ingest"]
+    with process(command, env):
+        wait_for_session(url, "citytel ingest")  # the broker now keeps its session
+    load = LoadGenerator(mq.port, readings=1, client_id="load-drain")
+    load.run(seconds=seconds)
+    load.close()
+    with process(command, env) as proc, psycopg.connect(url, autocommit=True) as conn:
+        cpu0 = cpu_seconds(proc.pid)
+        _wait_all_committed(conn, load.stats.published, timeout=600)
+        cpu1 = cpu_seconds(proc.pid)
+        row = conn.execute(
+            "SELECT count(*), extract(epoch FROM max(committed_at) - min(committed_at))"
+            " FROM messages"
+        ).fetchone()
+    assert row is not None
+    span = float(row[1])
+    return {
+        "messages/s": row[0] / span,
+        "values/s": 3 * row[0] / span,
+        "published": load.stats.published,
+        "committed": row[0],
+        "ingester CPU s per s": (cpu1 - cpu0) / span,
+    }
+
+
 def naive_run(pg: LocalPostgres, mq: LocalMosquitto, *, seconds: float) -> dict[str, float]:
     url = pg.create_database("naive")
     with process([sys.executable, "-m", "bench.naive_ingest", str(mq.port), url], {}) as proc:
@@ -162,10 +198,18 @@ def naive_run(pg: LocalPostgres, mq: LocalMosquitto, *, seconds: float) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--only-drain", action="store_true", help="run scenario 5 alone")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="citytel-bench-") as tmp:
         Path(tmp).chmod(0o755)
         with LocalPostgres(Path(tmp) / "pg") as pg, LocalMosquitto(Path(tmp) / "mq") as mq:
+            if args.only_drain:
+                result = drain_run(pg, mq, seconds=args.seconds)
+                print(
+                    "citytel 1x3, queued backlog "
+                    + "  ".join(f"{k} {v:,.1f}" for k, v in result.items())
+                )
+                return
             results = {
                 "citytel 50x3, max rate": citytel_run(
                     pg, mq, "max", readings=50, seconds=args.seconds
@@ -177,6 +221,7 @@ def main() -> None:
                 "citytel 1x3, max rate": citytel_run(
                     pg, mq, "single", readings=1, seconds=args.seconds
                 ),
+                "citytel 1x3, queued backlog": drain_run(pg, mq, seconds=args.seconds),
             }
     print(f"machine: {os.cpu_count()} cores; window {args.seconds:g} s per run")
     for name, r in results.items():
