@@ -10,8 +10,11 @@ instance one with TimescaleDB.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,42 +45,64 @@ class DatabaseServer:
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
 
+    def seal(self, name: str) -> None:
+        """Make ``name`` a template nobody is connected to, as ``CREATE DATABASE ... TEMPLATE``
+        requires: TimescaleDB keeps a background job scheduler connected to every database
+        that has the extension, which would otherwise hold the template open."""
+        self.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE true ALLOW_CONNECTIONS false')
+        self.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            f" WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        )
+
+    def drop(self, name: str) -> None:
+        self.execute(f'ALTER DATABASE "{name}" WITH IS_TEMPLATE false')
+        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     def create(self, name: str, *, template: str | None = None) -> str:
         suffix = f" TEMPLATE {template}" if template else ""
         self.execute(f'CREATE DATABASE "{name}"{suffix}')
         return self.url_for(name)
 
-    def drop(self, name: str) -> None:
-        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+@contextlib.contextmanager
+def server_dir(name: str) -> Iterator[Path]:
+    """A fresh directory that PostgreSQL, which runs as user postgres under root, can enter.
+
+    It lies outside pytest's base temp: pytest sets that back to mode 0700 whenever another
+    test session starts on the machine, which would lock a running server out of its data.
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"citytel-test-{name}-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
-def reachable(path: Path) -> Path:
-    """``path``, opened to other users: PostgreSQL runs as user postgres under root."""
-    for p in (path, *path.parents):
-        if str(p) in ("/", "/tmp"):
-            break
-        p.chmod(p.stat().st_mode | 0o755)
-    return path
-
-
-def _tmp(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
-    return reachable(tmp_path_factory.mktemp(name))
+@pytest.fixture
+def server_tmp() -> Iterator[Path]:
+    """``server_dir`` for one test: where a test starts servers of its own."""
+    with server_dir("own") as path:
+        yield path
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseServer]:
+def pg_server() -> Iterator[DatabaseServer]:
     external = os.environ.get("CITYTEL_TEST_DATABASE_URL")
     if external:
         server = DatabaseServer(external)
         server.create(server.template)
         asyncio.run(_migrate(server.url_for(server.template)))
+        server.seal(server.template)
         yield server
         server.drop(server.template)
         return
-    with LocalPostgres(_tmp(tmp_path_factory, "pg") / "data", fsync=False) as pg:
+    with server_dir("pg") as tmp, LocalPostgres(tmp / "data", fsync=False) as pg:
         server = DatabaseServer(pg.url_for("postgres"))
         server.create(server.template)
         asyncio.run(_migrate(server.url_for(server.template)))
+        server.seal(server.template)
         yield server
 
 
@@ -108,8 +133,8 @@ def empty_database_url(pg_server: DatabaseServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMosquitto]:
-    with LocalMosquitto(_tmp(tmp_path_factory, "mosquitto")) as broker:
+def mosquitto() -> Iterator[LocalMosquitto]:
+    with server_dir("mosquitto") as tmp, LocalMosquitto(tmp) as broker:
         yield broker
 
 

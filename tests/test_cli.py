@@ -17,7 +17,6 @@ import pytest
 
 from citytel.local import free_port
 from storage.migrate import migrations
-from tests.fix_servers import reachable
 
 
 def _env(**settings: str) -> dict[str, str]:
@@ -62,10 +61,9 @@ def test_commands_without_their_servers_say_what_to_set() -> None:
 
 
 @pytest.mark.slow
-def test_up_runs_everything_until_interrupted(tmp_path: Path) -> None:
-    reachable(tmp_path)
+def test_up_runs_everything_until_interrupted(server_tmp: Path) -> None:
     api_port = free_port()
-    env = _env(var_dir=str(tmp_path / "var"), api_port=str(api_port), sim_interval_s="1")
+    env = _env(var_dir=str(server_tmp / "var"), api_port=str(api_port), sim_interval_s="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "citytel.cli", "up"],
         env=env,

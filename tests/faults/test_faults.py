@@ -22,7 +22,6 @@ from ingest.ingester import Ingester
 from ingest.mqtt import Broker
 from storage.database import connect
 from storage.migrate import upgrade
-from tests.fix_servers import reachable
 from tests.helpers import (
     ThreadedGateway,
     count_exactly_once,
@@ -38,9 +37,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def own_postgres(tmp_path: Path) -> AsyncIterator[LocalPostgres]:
+async def own_postgres(server_tmp: Path) -> AsyncIterator[LocalPostgres]:
     """A PostgreSQL of this test's own, which the test may stop and start."""
-    pg = LocalPostgres(reachable(tmp_path) / "pg", fsync=False)
+    pg = LocalPostgres(server_tmp / "pg", fsync=False)
     pg.start()
     conn = await connect(pg.url, autocommit=True)
     await upgrade(conn)
@@ -78,12 +77,15 @@ async def test_ingester_killed_with_sigkill_mid_stream_loses_and_doubles_nothing
     command = [sys.executable, "-m", "citytel.cli", "ingest"]
     messages = numbered_messages("gw-k", 3000, prefix=topic_prefix)
     first = subprocess.Popen(command, env=env)
-    await asyncio.sleep(1.5)  # connected and subscribed
     gateway = ThreadedGateway(mosquitto.port, client_id=f"gw-k-{topic_prefix}")
-    # One message first, committed before the stream starts: the ingester's kernels are
-    # compiled by then (seconds on a cold JIT cache), so the kill lands mid-stream.
-    await asyncio.to_thread(gateway.publish_all, messages[:1], rate=1)
-    await _all_committed(database_url, 1)
+    # One message first, re-sent (same seq, so stored once) until it is committed: then
+    # the new ingester has subscribed and compiled its kernels (seconds on a cold JIT
+    # cache), and the kill lands mid-stream.
+    for _ in range(240):
+        await asyncio.to_thread(gateway.publish_all, messages[:1], rate=1)
+        if (await query(database_url, "SELECT count(*) FROM messages"))[0][0]:
+            break
+        await asyncio.sleep(0.5)
     publishing = asyncio.create_task(
         asyncio.to_thread(gateway.publish_all, messages[1:], rate=1000)
     )
