@@ -96,19 +96,25 @@ class GatewayClient:
         self._more = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._client: aiomqtt.Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
     # -- what the simulation calls ------------------------------------------------------
 
-    def encode(self, message: Telemetry) -> Outgoing:
+    def encode(self, message: Telemetry, values: int | None = None) -> Outgoing:
+        """The message as this gateway publishes it; ``values``: how many it carries,
+        if known (counted otherwise)."""
         payload = (_MSGPACK if self._binary else _JSON).encode(message)
-        values = sum(len(r.metrics) for r in message.readings)
+        if values is None:
+            values = sum(len(r.metrics) for r in message.readings)
         return Outgoing(message.seq, payload, len(message.readings), values)
 
     def enqueue(self, out: Outgoing) -> None:
         self.queue.append(out)
+        self._idle.clear()
         self._more.set()
         if len(self.queue) >= 4 * self._window:
             self._space.clear()
@@ -117,6 +123,10 @@ class GatewayClient:
     def backlog(self) -> int:
         """Messages not yet acknowledged by the broker: queued and in flight."""
         return len(self.queue) + self.inflight
+
+    async def settled(self) -> None:
+        """Until every message enqueued so far is acknowledged."""
+        await self._idle.wait()
 
     async def room(self) -> None:
         """Until the queue is short again (backpressure for as-fast-as-possible runs)."""
@@ -140,11 +150,9 @@ class GatewayClient:
         """Lose the uplink: once what is queued has been acknowledged (up to
         ``settle_s``), drop the connection so that the broker publishes the will, and stay
         offline until ``go_online``."""
-        deadline = asyncio.get_running_loop().time() + settle_s
-        while self.backlog and self.connected.is_set():
-            if asyncio.get_running_loop().time() > deadline:
-                break
-            await asyncio.sleep(0.005)
+        if self.connected.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), settle_s)
         self._wanted.clear()
         self._more.set()  # wake the pump
         client = self._client
@@ -248,6 +256,8 @@ class GatewayClient:
                 await _confirmed(client, task)
                 flying.popleft()
                 self.inflight = len(flying)
+                if not flying and not self.queue:
+                    self._idle.set()
                 self.acked += 1
                 if self._on_acked is not None:
                     self._on_acked(out)

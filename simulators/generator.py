@@ -39,13 +39,11 @@ class Message:
     readings: list[Reading]
     published_at: int
     """Epoch ms of true simulated time at which the gateway publishes it."""
+    values: int
+    """How many values the readings carry."""
 
     def telemetry(self) -> Telemetry:
         return Telemetry(self.gateway_id, self.seq, self.readings, self.sent_at)
-
-    @property
-    def values(self) -> int:
-        return sum(len(r.metrics) for r in self.readings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,21 +249,26 @@ class CityGenerator:
                 skew = round(ga.params["skew_s"] * 1000) if gk == "clock_skew" and ga else 0
                 ts = t_ms + skew
                 readings: list[Reading] = []
+                values = 0
                 for kind, lo, hi in self._slices[gw]:
                     names = METRICS[kind]
-                    ids = self.fleets[kind].device_ids
-                    rk = rows[kind]
+                    ids = self.fleets[kind].device_ids[lo:hi]
+                    rk = rows[kind][lo:hi]
+                    before = len(readings)
                     if dropped:
                         readings.extend(
-                            Reading(ids[j], ts, dict(zip(names, rk[j], strict=True)))
-                            for j in range(lo, hi)
+                            Reading(did, ts, dict(zip(names, row, strict=False)))
+                            for j, (did, row) in enumerate(zip(ids, rk, strict=True), lo)
                             if (kind, j) not in dropped
                         )
                     else:
                         readings.extend(
-                            Reading(ids[j], ts, dict(zip(names, rk[j], strict=True)))
-                            for j in range(lo, hi)
+                            [
+                                Reading(did, ts, dict(zip(names, row, strict=False)))
+                                for did, row in zip(ids, rk, strict=True)
+                            ]
                         )
+                    values += (len(readings) - before) * len(names)
                 seq = seqs[gw]
                 seqs[gw] += 1
                 due = t_ms
@@ -279,7 +282,7 @@ class CityGenerator:
                     b0 = ga.first + (k // block) * block
                     b1 = min(b0 + block, ga.end) - 1
                     due = self.start_ms + b1 * self.interval_ms + (b1 - i)
-                m = Message(g.gateway_id, seq, due + skew, readings, due)
+                m = Message(g.gateway_id, seq, due + skew, readings, due, values)
                 heapq.heappush(heap, (due, 1, gw, seq, next(counter), m))
                 if ga is not None and gk == "duplicate":
                     again = t_ms + int(ga.params["resend_ticks"]) * self.interval_ms + 1

@@ -25,6 +25,10 @@ class Progress:
         self._t0 = self._last = time.monotonic()
         self._last_values = 0
 
+    def due(self) -> bool:
+        """Whether ``update`` would show something now (to skip gathering figures)."""
+        return time.monotonic() - self._last >= self.every_s
+
     def update(
         self, done_s: float, figures: tuple[int, int, int, int], *, force: bool = False
     ) -> None:

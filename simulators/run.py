@@ -187,7 +187,7 @@ class Simulation:
                     await asyncio.sleep(delay)
             client = self.gateways[event.gateway_id]
             if isinstance(event, Message):
-                client.enqueue(client.encode(event.telemetry()))
+                client.enqueue(client.encode(event.telemetry(), event.values))
                 self.stats.generated += 1
                 n += 1
                 if backfill:
@@ -199,7 +199,7 @@ class Simulation:
             else:
                 await client.go_offline()
             self._write_faults(gen.ended_faults())
-            if progress is not None:
+            if progress is not None and progress.due():
                 self.stats.backlog = self.backlog
                 progress.update((at - sim0) / 1000, self._figures())
         while self.backlog:
