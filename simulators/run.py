@@ -10,10 +10,11 @@ the stream passes their end.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Self, TextIO
 from simulators.city import CHICAGO_AREA, Area, SimGateway
 from simulators.faults import Fault, write_ground_truth
 from simulators.gateway import GatewayClient, Outgoing
-from simulators.generator import CityGenerator, Message
+from simulators.generator import CityGenerator, Event, Message
 from simulators.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -173,13 +174,34 @@ class Simulation:
 
     async def _run(self) -> None:
         gen = self.generator
-        loop = asyncio.get_running_loop()
-        wall0, sim0 = loop.time(), gen.start_ms
         total = None if gen.n_ticks is None else gen.n_ticks * gen.interval_ms / 1000
         progress = Progress(total_s=total) if self._progress else None
         backfill = self.speed <= 0
+        collecting = gc.isenabled()
+        if backfill:
+            # Each tick makes a reading object per device, none of them cyclic: left on,
+            # the cyclic collector would traverse every one of them again and again (a
+            # third of the run's CPU time). Collect every 2 s instead.
+            gc.disable()
+        try:
+            await self._dispatch(gen.events(), backfill, progress, total)
+        finally:
+            if collecting:
+                gc.enable()
+
+    async def _dispatch(
+        self,
+        events: Iterator[Event],
+        backfill: bool,
+        progress: Progress | None,
+        total: float | None,
+    ) -> None:
+        gen = self.generator
+        loop = asyncio.get_running_loop()
+        wall0, sim0 = loop.time(), gen.start_ms
+        collect_at = wall0 + 2.0
         n = 0
-        for event in gen.events():
+        for event in events:
             at = event.published_at if isinstance(event, Message) else event.at
             if not backfill:
                 delay = wall0 + (at - sim0) / 1000 / self.speed - loop.time()
@@ -194,6 +216,9 @@ class Simulation:
                     await client.room()
                     if n % 32 == 0:
                         await asyncio.sleep(0)  # let acknowledgements in
+                    if loop.time() >= collect_at:
+                        gc.collect()
+                        collect_at = loop.time() + 2.0
             elif event.online:
                 client.go_online()
             else:
