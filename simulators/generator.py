@@ -10,6 +10,7 @@ measurements consume it in-process. docs/simulators.md documents it.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import heapq
 import itertools
@@ -42,6 +43,9 @@ class Message:
     """Epoch ms of true simulated time at which the gateway publishes it."""
     values: int
     """How many values the readings carry."""
+    taken_at: int
+    """Epoch ms of true time at which the readings were taken: their ``ts``, but for a
+    gateway with a skewed clock."""
 
     def telemetry(self) -> Telemetry:
         return Telemetry(self.gateway_id, self.seq, self.readings, self.sent_at)
@@ -288,11 +292,12 @@ class CityGenerator:
                         b0 = ga.first + (k // block) * block
                         b1 = min(b0 + block, ga.end) - 1
                         due = self.start_ms + b1 * self.interval_ms + (b1 - i)
-                    m = Message(g.gateway_id, seq, due + skew, readings, due, values)
+                    m = Message(g.gateway_id, seq, due + skew, readings, due, values, t_ms)
                     heapq.heappush(heap, (due, 1, gw, seq, next(counter), m))
                     if ga is not None and gk == "duplicate":
                         again = t_ms + int(ga.params["resend_ticks"]) * self.interval_ms + 1
-                        heapq.heappush(heap, (again, 1, gw, seq, next(counter), m))
+                        copy = dataclasses.replace(m, published_at=again)  # same payload
+                        heapq.heappush(heap, (again, 1, gw, seq, next(counter), copy))
                 self.tick += 1
             finally:
                 if collecting:
