@@ -197,3 +197,36 @@ async def test_a_backfill_publishes_exactly_the_generators_stream(
     written = read_ground_truth(truth)
     assert sorted(written, key=str) == sorted(sim.generator.faults, key=str)
     assert set(faults) <= set(written)
+
+
+async def test_a_run_stopped_early_writes_the_fault_under_way_cut_at_the_stop(
+    mosquitto: LocalMosquitto, topic_prefix: str, tmp_path: Path
+) -> None:
+    city = build_city(streetlights=4, environment=2, traffic=2, gateways=1)
+    gid = city[0].gateway_id
+    env = next(d.device_id for d in city[0].devices if d.device_id.startswith("env-"))
+    start = datetime(2025, 11, 18, tzinfo=UTC)
+    minutes = timedelta(minutes=1)
+    under_way = Fault(
+        "drift", gid, env, ("temperature_c",), start + 10 * minutes, start + 1200 * minutes
+    )
+    not_begun = Fault(
+        "stuck", gid, env, ("no2_ppb",), start + 1300 * minutes, start + 1400 * minutes
+    )
+    truth = tmp_path / "truth.jsonl"
+    async with Simulation(
+        city,
+        host="127.0.0.1",
+        port=mosquitto.port,
+        prefix=topic_prefix,
+        start=start,
+        end=start + timedelta(days=1),
+        interval_s=60,
+        speed=36_000,  # ten hours a second
+        faults=[under_way, not_begun],
+        ground_truth=truth,
+    ):
+        await asyncio.sleep(0.5)  # stopped after about five simulated hours
+    (written,) = read_ground_truth(truth)
+    assert (written.fault, written.device_id, written.start) == ("drift", env, under_way.start)
+    assert under_way.start < written.end < under_way.end
