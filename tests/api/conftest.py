@@ -78,12 +78,22 @@ def _readings() -> dict[str, dict[datetime, list[dict[str, Any]]]]:
             add("gw-n", t, "sl-2", power_w=float(50 + i % 5), dim_pct=80.0)
             add("gw-n", t, "sl-x", power_w=float(i % 3))  # never announced
     for i in range(150):  # minute noise levels; a jackhammer for two minutes
-        add("gw-s", NOISE_AT + timedelta(minutes=i), "env-1",
-            noise_dba=95.0 if i in (120, 121) else 55.0 + (i * 7919 % 13) / 10)  # fmt: skip
+        add(
+            "gw-s",
+            NOISE_AT + timedelta(minutes=i),
+            "env-1",
+            noise_dba=95.0 if i in (120, 121) else 55.0 + (i * 7919 % 13) / 10,
+        )
     for i in range(60):  # ten-minute readings through a night; the lamp fails at 30
-        add("gw-n", NIGHT + timedelta(minutes=10 * i), "sl-1",
-            power_w=60.0 if i < 30 else 0.4, dim_pct=50.0, lamp_on=float(i < 30),
-            ambient_lux=3.0)  # fmt: skip
+        add(
+            "gw-n",
+            NIGHT + timedelta(minutes=10 * i),
+            "sl-1",
+            power_w=60.0 if i < 30 else 0.4,
+            dim_pct=50.0,
+            lamp_on=float(i < 30),
+            ambient_lux=3.0,
+        )
     return out
 
 
@@ -94,11 +104,15 @@ def _messages(prefix: str) -> list[tuple[str, bytes]]:
     out = [
         (topic("gw-n", "status", prefix=prefix), b"online"),
         (topic("gw-s", "status", prefix=prefix), b"online"),
-        (topic("gw-n", "devices", prefix=prefix),
-         msgspec.json.encode({"gateway_id": "gw-n", "devices": DEVICES})),
-        (topic("gw-s", "devices", prefix=prefix),
-         msgspec.json.encode({"gateway_id": "gw-s", "devices": SOUTH})),
-    ]  # fmt: skip
+        (
+            topic("gw-n", "devices", prefix=prefix),
+            msgspec.json.encode({"gateway_id": "gw-n", "devices": DEVICES}),
+        ),
+        (
+            topic("gw-s", "devices", prefix=prefix),
+            msgspec.json.encode({"gateway_id": "gw-s", "devices": SOUTH}),
+        ),
+    ]
     for t, gw in timeline:
         seqs[gw] += 1
         if gw == "gw-s" and seqs[gw] in LOST_SEQS:

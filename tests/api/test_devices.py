@@ -76,8 +76,10 @@ async def test_one_device_has_its_metrics_and_last_seen(
         " JOIN metrics m ON m.id = r.metric JOIN devices d ON d.id = r.device"
         " WHERE d.device_id = 'env-1' ORDER BY m.name, r.time DESC",
     )
-    assert [(m["name"], datetime.fromisoformat(m["last_seen"]), m["last_value"])
-            for m in body["metrics"]] == rows  # fmt: skip
+    assert [
+        (m["name"], datetime.fromisoformat(m["last_seen"]), m["last_value"])
+        for m in body["metrics"]
+    ] == rows
     assert datetime.fromisoformat(body["last_seen"]) == max(r[1] for r in rows)
     assert body["kind"] == "environment" and body["gateway"] == "gw-s"
     missing = await reader.get("/v1/devices/nope")
@@ -89,15 +91,21 @@ async def test_latest_of_one_and_of_many_devices(reader: httpx.AsyncClient, city
     assert {i["metric"] for i in one} == {"power_w", "dim_pct"}
     many = (await reader.get("/v1/latest", params={"device": ["sl-2", "tr-1", "nope"]})).json()
     assert {(i["device_id"], i["metric"]) for i in many["items"]} == {
-        ("sl-2", "power_w"), ("sl-2", "dim_pct"), ("tr-1", "speed_kmh"), ("tr-1", "occupancy_pct"),
-    }  # fmt: skip
+        ("sl-2", "power_w"),
+        ("sl-2", "dim_pct"),
+        ("tr-1", "speed_kmh"),
+        ("tr-1", "occupancy_pct"),
+    }
     newest = await query(
         city.url,
         "SELECT max(time) FROM readings r JOIN devices d ON d.id = r.device"
         " WHERE d.device_id = 'tr-1'",
     )
-    assert all(datetime.fromisoformat(i["time"]) == newest[0][0]
-               for i in many["items"] if i["device_id"] == "tr-1")  # fmt: skip
+    assert all(
+        datetime.fromisoformat(i["time"]) == newest[0][0]
+        for i in many["items"]
+        if i["device_id"] == "tr-1"
+    )
     by_kind = (await reader.get("/v1/latest", params={"kind": "traffic"})).json()["items"]
     assert {i["device_id"] for i in by_kind} == {"tr-1"}
     unannounced = (await reader.get("/v1/devices/sl-x/latest")).json()["items"]
