@@ -12,7 +12,7 @@ import csv
 import io
 import json
 from collections.abc import AsyncIterator, Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
@@ -27,6 +27,8 @@ from storage import queries
 router = APIRouter(
     prefix="/v1/exports", tags=["open data"], dependencies=[Depends(get_role)], responses=PROTECTED
 )
+
+_T = TypeVar("_T", str, bytes)
 
 CSV = "text/csv; charset=utf-8"
 GEOJSON = "application/geo+json"
@@ -68,8 +70,10 @@ def _device_filter(
     bbox_: Annotated[
         str | None, Query(alias="bbox", description="minLon,minLat,maxLon,maxLat")
     ] = None,
+    q: Annotated[str | None, Query(description="Part of the device id", max_length=64)] = None,
 ) -> queries.DeviceFilter:
-    return queries.DeviceFilter(kind=kind, gateway=gateway, status=status, bbox=bbox(bbox_))
+    """The device list's filters."""
+    return queries.DeviceFilter(kind=kind, gateway=gateway, status=status, bbox=bbox(bbox_), q=q)
 
 
 DeviceFilterQ = Annotated[queries.DeviceFilter, Depends(_device_filter)]
@@ -81,11 +85,10 @@ async def devices_csv(conn: Conn, f: DeviceFilterQ) -> StreamingResponse:
     """Devices as CSV: id, kind, gateway, latitude, longitude."""
 
     async def chunks() -> AsyncIterator[bytes]:
-        yield _csv([DEVICE_COLUMNS])
         async for rows in queries.stream_devices(conn, f):
             yield _csv([[r[c] for c in DEVICE_COLUMNS] for r in rows])
 
-    return await _streamed(chunks(), CSV, "devices.csv")
+    return await _streamed(_headed(_csv([DEVICE_COLUMNS]), chunks()), CSV, "devices.csv")
 
 
 def _feature(lon: float | None, lat: float | None, properties: dict[str, Any]) -> str:
@@ -94,13 +97,26 @@ def _feature(lon: float | None, lat: float | None, properties: dict[str, Any]) -
 
 
 async def _collection(features: AsyncIterator[list[str]]) -> AsyncIterator[bytes]:
-    yield b'{"type": "FeatureCollection", "features": ['
+    async for chunk in _headed('{"type": "FeatureCollection", "features": [', _joined(features)):
+        yield chunk.encode()
+    yield b"]}\n"
+
+
+async def _joined(features: AsyncIterator[list[str]]) -> AsyncIterator[str]:
     first = True
     async for batch in features:
         if batch:
-            yield (("" if first else ",") + ",\n".join(batch)).encode()
+            yield ("" if first else ",") + ",\n".join(batch)
             first = False
-    yield b"]}\n"
+
+
+async def _headed(head: _T, chunks: AsyncIterator[_T]) -> AsyncIterator[_T]:
+    """``head`` joined to the first chunk: the first chunk sent has touched the database."""
+    async for chunk in chunks:
+        yield head + chunk
+        head = head[:0]
+    if head:
+        yield head
 
 
 @router.get("/devices.geojson", response_class=StreamingResponse, responses=_ok(GEOJSON))
@@ -137,11 +153,11 @@ async def series_csv(
     req = request_of(start, end, bucket, agg, tz)
 
     async def chunks() -> AsyncIterator[bytes]:
-        yield _csv([["device_id", "metric", "unit", "time", agg]])
         async for rows in _series_rows(conn, device, metric, req):
             yield _csv([[k.device_id, k.metric_name, k.unit, t, v] for k, t, v in rows])
 
-    return await _streamed(chunks(), CSV, "series.csv")
+    head = _csv([["device_id", "metric", "unit", "time", agg]])
+    return await _streamed(_headed(head, chunks()), CSV, "series.csv")
 
 
 @router.get("/series.geojson", response_class=StreamingResponse, responses=_ok(GEOJSON))
