@@ -27,7 +27,7 @@ def _decode(cursor: str) -> list[Any]:
 
 
 def device_after(cursor: str | None) -> str | None:
-    if cursor is None:
+    if not cursor:
         return None
     key = _decode(cursor)
     if len(key) != 1 or not isinstance(key[0], str):
@@ -36,7 +36,7 @@ def device_after(cursor: str | None) -> str | None:
 
 
 def anomaly_after(cursor: str | None) -> tuple[datetime, int] | None:
-    if cursor is None:
+    if not cursor:
         return None
     key = _decode(cursor)
     try:

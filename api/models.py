@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 Kind = Literal["streetlight", "environment", "traffic"]
 GatewayStatus = Literal["online", "offline", "unknown"]
@@ -13,6 +14,19 @@ Severity = Literal["low", "medium", "high"]
 Bucket = Literal["1m", "5m", "15m", "1h", "1d"]
 Agg = Literal["avg", "min", "max", "sum", "count", "first", "last", "p95"]
 Role = Literal["reader", "admin"]
+
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+
+
+def _rfc3339(value: object) -> object:
+    # pydantic would take "0.5" as a Unix time; the API takes RFC 3339 with an offset only
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("not an RFC 3339 time with an offset, e.g. 2026-03-08T00:00:00-06:00")
+    return value
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+"""An RFC 3339 time with an offset, as a query parameter."""
 
 
 def _example(example: dict[str, Any]) -> ConfigDict:

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +154,28 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    kind = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}.get(exc.status_code)
+    # 400 is the body failing to parse (not UTF-8, say): as invalid as a wrong field
+    kind = {400: VALIDATION, 404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}.get(exc.status_code)
     if kind is None:
         kind = ProblemType("http-error", exc.status_code, "HTTP error", HTTP_ERROR.description)
-    return problem_response(request, kind, str(exc.detail))
+    response = problem_response(request, kind, str(exc.detail))
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:  # Starlette lists the first matching route's methods only
+        response.headers["Allow"] = ", ".join(_allowed(request))
+    return response
+
+
+def _allowed(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 async def _database(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, psycopg.DataError):  # a NUL in a text parameter, say
+        return problem_response(request, VALIDATION, f"a parameter the database refuses: {exc}")
     if isinstance(exc, psycopg.errors.QueryCanceled):
         return problem_response(request, TIMEOUT, TIMEOUT.description)
     if isinstance(exc, PoolTimeout | psycopg.OperationalError):

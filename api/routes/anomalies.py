@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
 
 from api import cursors
 from api.deps import Conn, get_role
-from api.models import Anomaly, AnomalyPage, Kind, Severity
+from api.models import Anomaly, AnomalyPage, Kind, Rfc3339, Severity
 from api.routes.common import PAGE_MAX, PROTECTED
 from storage import queries
 
@@ -22,9 +21,9 @@ router = APIRouter(
 async def anomalies(
     conn: Conn,
     start: Annotated[
-        AwareDatetime | None, Query(alias="from", description="Still open at or ended after")
+        Rfc3339 | None, Query(alias="from", description="Still open at or ended after")
     ] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to", description="Started before")] = None,
+    end: Annotated[Rfc3339 | None, Query(alias="to", description="Started before")] = None,
     kind: Kind | None = None,
     device: str | None = None,
     metric: str | None = None,

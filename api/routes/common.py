@@ -25,8 +25,8 @@ def zone(tz: str) -> ZoneInfo:
 
 
 def bbox(text: str | None) -> tuple[float, float, float, float] | None:
-    """``minLon,minLat,maxLon,maxLat`` (GeoJSON and OGC API order)."""
-    if text is None:
+    """``minLon,minLat,maxLon,maxLat`` (GeoJSON and OGC API order); empty: none."""
+    if not text:
         return None
     try:
         x0, y0, x1, y1 = (float(p) for p in text.split(","))

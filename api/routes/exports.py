@@ -60,7 +60,8 @@ async def _streamed(chunks: AsyncIterator[bytes], media_type: str, name: str) ->
 
 
 def _ok(media_type: str) -> dict[int | str, dict[str, Any]]:
-    return {200: {"content": {media_type: {"schema": {"type": "string"}}}}}
+    schema = {"type": "object"} if media_type == GEOJSON else {"type": "string"}
+    return {200: {"content": {media_type: {"schema": schema}}}}
 
 
 def _device_filter(

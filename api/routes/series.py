@@ -6,10 +6,9 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
 
 from api.deps import ApiLimits, Conn, get_role
-from api.models import Agg, Bucket, Point, SeriesData, SeriesResponse
+from api.models import Agg, Bucket, Point, Rfc3339, SeriesData, SeriesResponse
 from api.problems import TOO_MANY_POINTS, VALIDATION, ProblemError, response
 from api.routes.common import PROTECTED, zone
 from storage import queries
@@ -27,11 +26,11 @@ Metrics = Annotated[
     Query(alias="metric", min_length=1, max_length=20, description="Metric names (repeat)"),
 ]
 Start = Annotated[
-    AwareDatetime,
+    Rfc3339,
     Query(alias="from", description="RFC 3339 with offset", examples=["2026-03-07T00:00:00-06:00"]),
 ]
 End = Annotated[
-    AwareDatetime,
+    Rfc3339,
     Query(alias="to", description="Exclusive", examples=["2026-03-10T00:00:00-05:00"]),
 ]
 BucketQ = Annotated[Bucket | None, Query(description="Omit for raw values")]

@@ -56,6 +56,8 @@ class City:
     """The loaded database; tests must not change it."""
     spare_url: str
     """A copy made right after loading, for the one test that changes data."""
+    fuzz_url: str
+    """Another copy, for the schemathesis run (which creates keys)."""
     prefix: str
 
 
@@ -156,7 +158,8 @@ def city(pg_server: DatabaseServer, mosquitto: LocalMosquitto) -> Iterator[City]
     prefix = f"city-{uuid.uuid4().hex[:6]}/"
     asyncio.run(_load(url, mosquitto, prefix))
     spare = pg_server.create(f"{name}_spare", template=name)
-    yield City(url, spare, prefix)
+    fuzz = pg_server.create(f"{name}_fuzz", template=name)
+    yield City(url, spare, fuzz, prefix)
 
 
 async def new_key(url: str, role: str) -> str:

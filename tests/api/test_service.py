@@ -178,3 +178,15 @@ async def test_the_readyz_checks_the_broker_when_configured(city: City) -> None:
         r = await client.get("/readyz")
         assert r.status_code == 503 and r.json() == {"status": "broker unavailable"}
     await asyncio.sleep(0)
+
+
+async def test_a_nul_in_a_parameter_is_422_not_a_server_error(reader: httpx.AsyncClient) -> None:
+    for path in ("/v1/devices", "/v1/exports/devices.csv"):
+        r = await reader.get(path, params={"gateway": "gw\x00n"})
+        assert r.status_code == 422, path
+        assert r.json()["type"] == "/problems/validation"
+
+
+async def test_405_lists_every_method_of_the_path(admin: httpx.AsyncClient) -> None:
+    r = await admin.request("PUT", "/v1/apikeys")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
