@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import Conn, get_role
-from api.models import Agg, Bucket, GatewayStatus, Kind
+from api.models import Bucket, GatewayStatus, Kind
 from api.routes.common import PROTECTED, bbox
 from api.routes.series import AggQ, Devices, End, Metrics, Start, Tz, request_of
 from storage import queries
@@ -41,7 +41,9 @@ def _csv(rows: Iterable[Iterable[Any]]) -> bytes:
     return out.getvalue().encode()
 
 
-async def _streamed(chunks: AsyncIterator[bytes], media_type: str, name: str) -> StreamingResponse:
+async def _streamed(
+    chunks: AsyncGenerator[bytes, None], media_type: str, name: str
+) -> StreamingResponse:
     first = await anext(chunks)  # errors surface here, before the response starts
 
     async def body() -> AsyncIterator[bytes]:
@@ -50,7 +52,7 @@ async def _streamed(chunks: AsyncIterator[bytes], media_type: str, name: str) ->
             async for chunk in chunks:
                 yield chunk
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await chunks.aclose()
 
     return StreamingResponse(
         body(),
@@ -97,7 +99,7 @@ def _feature(lon: float | None, lat: float | None, properties: dict[str, Any]) -
     return json.dumps({"type": "Feature", "geometry": geometry, "properties": properties})
 
 
-async def _collection(features: AsyncIterator[list[str]]) -> AsyncIterator[bytes]:
+async def _collection(features: AsyncIterator[list[str]]) -> AsyncGenerator[bytes, None]:
     async for chunk in _headed('{"type": "FeatureCollection", "features": [', _joined(features)):
         yield chunk.encode()
     yield b"]}\n"
@@ -111,7 +113,7 @@ async def _joined(features: AsyncIterator[list[str]]) -> AsyncIterator[str]:
             first = False
 
 
-async def _headed(head: _T, chunks: AsyncIterator[_T]) -> AsyncIterator[_T]:
+async def _headed(head: _T, chunks: AsyncIterator[_T]) -> AsyncGenerator[_T, None]:
     """``head`` joined to the first chunk: the first chunk sent has touched the database."""
     async for chunk in chunks:
         yield head + chunk
@@ -179,6 +181,3 @@ async def series_geojson(
             ]  # fmt: skip
 
     return await _streamed(_collection(features()), GEOJSON, "series.geojson")
-
-
-__all__ = ["Agg", "router"]
