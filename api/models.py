@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+)
 
 Kind = Literal["streetlight", "environment", "traffic"]
 GatewayStatus = Literal["online", "offline", "unknown"]
@@ -25,7 +32,17 @@ def _rfc3339(value: object) -> object:
     return value
 
 
-Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+_EARLIEST, _LATEST = datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _in_range(t: datetime) -> datetime:
+    # far enough from years 1 and 9999 that converting to any time zone cannot overflow
+    if not _EARLIEST <= t <= _LATEST:
+        raise ValueError("times are between the years 1000 and 9000")
+    return t
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_range)]
 """An RFC 3339 time with an offset, as a query parameter."""
 
 

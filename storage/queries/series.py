@@ -139,8 +139,11 @@ def _rollup_width(req: SeriesRequest) -> int | None:
         return _ROLLUP_FOR[width]
     # A local day is whole rollup windows when the zone's UTC offset is a multiple of the
     # window all through the range (whole hours in most zones; 15 min covers the others).
-    zone, t, offsets = ZoneInfo(req.tz), req.start, set()
-    while t <= req.end + timedelta(days=1):
+    # Only where values can be: from 1970 to tomorrow (a far range would loop for long).
+    zone, offsets = ZoneInfo(req.tz), set()
+    t = max(req.start, datetime(1970, 1, 1, tzinfo=UTC))
+    last = min(req.end, datetime.now(UTC)) + timedelta(days=1)
+    while t <= last:
         offset = t.astimezone(zone).utcoffset()
         offsets.add(int(offset.total_seconds()) if offset else 0)
         t += timedelta(hours=12)

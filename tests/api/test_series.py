@@ -223,6 +223,8 @@ async def test_too_many_points_is_400_saying_how_to_narrow(
         {"from": "2026-03-07T00:00:00Z", "to": "2026-03-08T00:00:00Z", "agg": "median"},
         {"from": "2026-03-07T00:00:00Z", "to": "2026-03-08T00:00:00Z", "bucket": "7m"},
         {"from": "yesterday", "to": "2026-03-08T00:00:00Z"},
+        {"from": "1772841600", "to": "2026-03-08T00:00:00Z"},  # a Unix time is not RFC 3339
+        {"from": "0001-01-01T00:00:00Z", "to": "2026-03-08T00:00:00Z"},  # out of range
     ],
 )
 async def test_invalid_requests_are_422_problems(
