@@ -1,11 +1,30 @@
-"""FastAPI dependencies."""
+"""FastAPI dependencies: the pool, a connection per request, the limits, the caller's role."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
 
+import psycopg
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
+
+from api.problems import FORBIDDEN, UNAUTHORIZED, ProblemError
+from storage import queries
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request may cost."""
+
+    max_points: int = 20_000
+    """Points (values or buckets) per JSON response; exports stream without this cap."""
+    statement_timeout_ms: int = 5_000
+    """Per SQL statement, on every connection of the API's pool."""
+    pool_timeout_s: float = 5.0
+    """How long a request waits for a pooled connection before a 503."""
 
 
 def get_pool(request: Request) -> AsyncConnectionPool:
@@ -14,3 +33,47 @@ def get_pool(request: Request) -> AsyncConnectionPool:
 
 
 Pool = Annotated[AsyncConnectionPool, Depends(get_pool)]
+
+
+def get_limits(request: Request) -> Limits:
+    limits: Limits = request.app.state.limits
+    return limits
+
+
+ApiLimits = Annotated[Limits, Depends(get_limits)]
+
+
+async def get_conn(pool: Pool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """One pooled connection for the whole request (auth and query share it)."""
+    async with pool.connection() as conn:
+        yield conn
+
+
+Conn = Annotated[psycopg.AsyncConnection[Any], Depends(get_conn)]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key in `Authorization: Bearer <key>` (`citytel apikey create`).",
+)
+
+
+async def get_role(
+    conn: Conn, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> str:
+    """The role of the caller's API key; 401 without a valid one."""
+    if credentials is None:
+        raise ProblemError(UNAUTHORIZED, "no API key: send `Authorization: Bearer <key>`")
+    role = await queries.role_of(conn, credentials.credentials)
+    if role is None:
+        raise ProblemError(UNAUTHORIZED, "unknown or revoked API key")
+    return role
+
+
+Role = Annotated[str, Depends(get_role)]
+
+
+async def require_admin(role: Role) -> None:
+    """403 unless the caller's key has the admin role."""
+    if role != "admin":
+        raise ProblemError(FORBIDDEN, f"this route needs an admin key; yours is a {role} key")

@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="CSV to write (default: standard output)")
     p.add_argument("--threshold", type=float, default=0.5, help="score from which is_anomaly")
     p.set_defaults(run=_detect)
+    key = sub.add_parser("apikey", help="API keys")
+    keysub = key.add_subparsers(required=True, metavar="action")
+    p = keysub.add_parser("create", help="create a key and print it (shown only this once)")
+    p.add_argument("--role", choices=["reader", "admin"], required=True)
+    p.add_argument("--name", default="", help="who or what the key is for")
+    p.set_defaults(run=_apikey_create)
     db = sub.add_parser("db", help="database maintenance")
     dbsub = db.add_subparsers(required=True, metavar="action")
     p = dbsub.add_parser("upgrade", help="apply pending migrations")
@@ -95,7 +101,7 @@ def _ingest(settings: Settings, args: argparse.Namespace) -> None:
 def _api(settings: Settings, args: argparse.Namespace) -> None:
     database_url = _require(settings.database_url, "DATABASE_URL")
 
-    _run(supervisor.api_server(settings, database_url).serve())
+    _run(supervisor.api_server(settings, database_url, settings.mqtt_url).serve())
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:
@@ -129,6 +135,24 @@ def _detect(settings: Settings, args: argparse.Namespace) -> int:
         return detect(args.input, args.output, args.threshold)
     except OSError as exc:
         raise CitytelError(str(exc)) from exc
+
+
+def _apikey_create(settings: Settings, args: argparse.Namespace) -> None:
+    from storage.database import connect, map_errors
+    from storage.queries import create_key
+
+    async def run() -> None:
+        conn = await connect(_require(settings.database_url, "DATABASE_URL"), autocommit=True)
+        try:
+            with map_errors():
+                made = await create_key(conn, role=args.role, name=args.name)
+        finally:
+            await conn.close()
+        print(made.key)
+        print(f"(key {made.id}, role {made.role}; shown only now, stored as a digest)",
+              file=sys.stderr)  # fmt: skip
+
+    _run(run())
 
 
 def _db_upgrade(settings: Settings, args: argparse.Namespace) -> None:

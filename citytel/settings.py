@@ -33,6 +33,11 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_max_points: int = 20_000
+    """Points (values or buckets) per JSON response of the API; exports are not capped."""
+    api_statement_timeout_ms: int = 5_000
+    """Statement timeout on the API's database connections."""
+    api_pool_timeout_s: float = 5.0
 
     client_id: str = "citytel-ingest"
     share_group: str | None = None

@@ -12,6 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from api.app import create_app
+from api.deps import Limits
 from citytel.local import LocalMosquitto, LocalPostgres
 from citytel.settings import Settings, broker_from_url
 from ingest.ingester import Ingester
@@ -79,9 +80,21 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-def api_server(settings: Settings, database_url: str) -> uvicorn.Server:
+def api_server(
+    settings: Settings, database_url: str, mqtt_url: str | None = None
+) -> uvicorn.Server:
+    limits = Limits(
+        max_points=settings.api_max_points,
+        statement_timeout_ms=settings.api_statement_timeout_ms,
+        pool_timeout_s=settings.api_pool_timeout_s,
+    )
+    broker = broker_from_url(mqtt_url) if mqtt_url else None
     config = uvicorn.Config(
-        create_app(database_url=database_url),
+        create_app(
+            database_url=database_url,
+            limits=limits,
+            broker=(broker.host, broker.port) if broker else None,
+        ),
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
@@ -118,7 +131,9 @@ async def up(settings: Settings, *, simulate: bool = True) -> None:
             ingest = await stack.enter_async_context(
                 ingester(settings, ends.database_url, ends.mqtt_url)
             )
-            await stack.enter_async_context(serving(api_server(settings, ends.database_url)))
+            await stack.enter_async_context(
+                serving(api_server(settings, ends.database_url, ends.mqtt_url))
+            )
             log.info(
                 "API on http://%s:%d (try /healthz, /docs)", settings.api_host, settings.api_port
             )

@@ -1,0 +1,250 @@
+"""Response and request models of the API (the OpenAPI schemas, with examples)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+)
+
+Kind = Literal["streetlight", "environment", "traffic"]
+GatewayStatus = Literal["online", "offline", "unknown"]
+Severity = Literal["low", "medium", "high"]
+Bucket = Literal["1m", "5m", "15m", "1h", "1d"]
+Agg = Literal["avg", "min", "max", "sum", "count", "first", "last", "p95"]
+Role = Literal["reader", "admin"]
+
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
+
+
+def _rfc3339(value: object) -> object:
+    # pydantic would take "0.5" as a Unix time; the API takes RFC 3339 with an offset only
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("not an RFC 3339 time with an offset, e.g. 2026-03-08T00:00:00-06:00")
+    return value
+
+
+_EARLIEST, _LATEST = datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _in_range(t: datetime) -> datetime:
+    # far enough from years 1 and 9999 that converting to any time zone cannot overflow
+    if not _EARLIEST <= t <= _LATEST:
+        raise ValueError("times are between the years 1000 and 9000")
+    return t
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_range)]
+"""An RFC 3339 time with an offset, as a query parameter."""
+
+
+def _example(example: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [example]})
+
+
+class Device(BaseModel):
+    model_config = _example(
+        {
+            "device_id": "sl-0001",
+            "kind": "streetlight",
+            "gateway": "gw-01",
+            "status": "online",
+            "latitude": 41.88,
+            "longitude": -87.63,
+            "announced": True,
+            "attributes": {},
+        }
+    )
+    device_id: str
+    kind: Kind | None = Field(description="None until the device is announced")
+    gateway: str | None
+    status: GatewayStatus = Field(description="Its gateway's status: devices reach us through it")
+    latitude: float | None
+    longitude: float | None
+    announced: bool
+    attributes: dict[str, Any]
+
+
+class DevicePage(BaseModel):
+    items: list[Device]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last")
+
+
+class MetricState(BaseModel):
+    name: str
+    unit: str
+    last_seen: AwareDatetime
+    last_value: float
+
+
+class DeviceDetail(Device):
+    metrics: list[MetricState] = Field(description="Each metric the device has values of")
+    last_seen: AwareDatetime | None
+
+
+class LatestValue(BaseModel):
+    model_config = _example(
+        {
+            "device_id": "env-0003",
+            "metric": "no2_ppb",
+            "unit": "ppb",
+            "time": "2026-11-22T14:05:00Z",
+            "value": 21.4,
+        }
+    )
+    device_id: str
+    metric: str
+    unit: str
+    time: AwareDatetime
+    value: float
+
+
+class Latest(BaseModel):
+    items: list[LatestValue]
+
+
+class Point(BaseModel):
+    time: AwareDatetime = Field(description="A value's time, or its bucket's start")
+    value: float
+
+
+class SeriesData(BaseModel):
+    device_id: str
+    metric: str
+    unit: str
+    source: Literal["raw", "rollups", "rollups+raw"] = Field(
+        description="Where the answer came from: the ingester's rollups, raw readings, or both"
+    )
+    points: list[Point]
+
+
+class SeriesResponse(BaseModel):
+    model_config = _example(
+        {
+            "start": "2026-03-07T00:00:00-06:00",
+            "end": "2026-03-10T00:00:00-05:00",
+            "bucket": "1d",
+            "agg": "avg",
+            "tz": "America/Chicago",
+            "series": [
+                {
+                    "device_id": "env-0003",
+                    "metric": "no2_ppb",
+                    "unit": "ppb",
+                    "source": "rollups",
+                    "points": [
+                        {"time": "2026-03-07T00:00:00-06:00", "value": 18.2},
+                        {"time": "2026-03-08T00:00:00-06:00", "value": 16.9},
+                        {"time": "2026-03-09T00:00:00-05:00", "value": 22.5},
+                    ],
+                }
+            ],
+        }
+    )
+    start: AwareDatetime
+    end: AwareDatetime
+    bucket: Bucket | None = Field(description="null: raw values")
+    agg: Agg | None
+    tz: str
+    series: list[SeriesData]
+
+
+class Anomaly(BaseModel):
+    model_config = _example(
+        {
+            "id": 17,
+            "device": "sl-0042",
+            "kind": "streetlight",
+            "metric": None,
+            "detector": "lamp_out",
+            "started_at": "2026-11-22T02:10:00Z",
+            "ended_at": None,
+            "open": True,
+            "peak_score": 1.0,
+            "severity": "high",
+            "observed": 0.4,
+        }
+    )
+    id: int
+    device: str
+    kind: Kind | None
+    metric: str | None = Field(description="null for rules about a whole device")
+    detector: str
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None
+    open: bool
+    peak_score: float
+    severity: Severity
+    observed: float | None
+
+
+class AnomalyPage(BaseModel):
+    items: list[Anomaly]
+    next_cursor: str | None
+
+
+class Gateway(BaseModel):
+    model_config = _example(
+        {
+            "gateway_id": "gw-01",
+            "status": "online",
+            "status_at": "2026-11-22T00:00:03Z",
+            "last_seen": "2026-11-22T14:05:01Z",
+            "last_seq": 81234,
+            "devices": 14,
+            "messages_total": 81230,
+            "window_s": 3600,
+            "messages": 360,
+            "message_rate": 0.1,
+            "lost_messages": 2,
+        }
+    )
+    gateway_id: str
+    status: GatewayStatus
+    status_at: AwareDatetime | None
+    last_seen: AwareDatetime | None
+    last_seq: int | None
+    devices: int
+    messages_total: int
+    window_s: int = Field(description="The window the next three figures are over")
+    messages: int = Field(description="Telemetry messages committed in the window")
+    message_rate: float = Field(description="messages/s over the window")
+    lost_messages: int = Field(description="seqs missing between those committed in the window")
+
+
+class Gateways(BaseModel):
+    items: list[Gateway]
+
+
+class NewApiKey(BaseModel):
+    role: Role
+    name: str = Field(default="", max_length=200)
+
+
+class ApiKey(BaseModel):
+    id: int
+    prefix: str = Field(description="The key's first characters, to tell keys apart")
+    role: Role
+    name: str
+    created_at: AwareDatetime
+    revoked_at: AwareDatetime | None
+
+
+class CreatedApiKey(BaseModel):
+    id: int
+    key: str = Field(description="The secret: shown this once, stored only as a digest")
+    role: Role
+    name: str
+    created_at: datetime
+
+
+class ApiKeys(BaseModel):
+    items: list[ApiKey]

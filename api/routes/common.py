@@ -1,0 +1,38 @@
+"""What several routes share: the problems every protected route may return, parsing."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from api.problems import (
+    TIMEOUT,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    VALIDATION,
+    ProblemError,
+    response,
+)
+
+PROTECTED = response(UNAUTHORIZED, VALIDATION, UNAVAILABLE, TIMEOUT)
+PAGE_MAX = 1000
+
+
+def zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ProblemError(VALIDATION, f"tz: unknown time zone {tz!r} (IANA names)") from exc
+
+
+def bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    """``minLon,minLat,maxLon,maxLat`` (GeoJSON and OGC API order); empty: none."""
+    if not text:
+        return None
+    try:
+        x0, y0, x1, y1 = (float(p) for p in text.split(","))
+    except ValueError as exc:
+        raise ProblemError(VALIDATION, "bbox: four numbers, minLon,minLat,maxLon,maxLat") from exc
+    if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+        raise ProblemError(VALIDATION, "bbox: need -180 <= minLon <= maxLon <= 180 and the"
+                           " same for latitudes within ±90")  # fmt: skip
+    return x0, y0, x1, y1

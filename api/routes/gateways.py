@@ -1,0 +1,50 @@
+"""Gateways: online/offline, last seen, message rate, lost messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from api.deps import Conn, get_role
+from api.models import Gateway, Gateways, GatewayStatus
+from api.problems import NOT_FOUND, ProblemError, response
+from api.routes.common import PROTECTED
+from storage import queries
+
+router = APIRouter(
+    prefix="/v1", tags=["gateways"], dependencies=[Depends(get_role)], responses=PROTECTED
+)
+
+Window = Annotated[
+    int, Query(ge=60, le=7 * 86400, description="Seconds back for rate and lost messages")
+]
+
+
+def _gateway(row: dict[str, Any], window_s: int) -> Gateway:
+    return Gateway.model_validate(
+        {**row, "window_s": window_s, "message_rate": row["messages"] / window_s}
+    )
+
+
+@router.get("/gateways")
+async def gateways(
+    conn: Conn, status: GatewayStatus | None = None, window: Window = 3600
+) -> Gateways:
+    """Every gateway: status, last seen, message rate and lost messages over ``window``."""
+    since = datetime.now(UTC) - timedelta(seconds=window)
+    rows = await queries.list_gateways(conn, since=since, status=status)
+    return Gateways(items=[_gateway(r, window) for r in rows])
+
+
+@router.get("/gateways/{gateway_id}", responses=response(NOT_FOUND))
+async def gateway(
+    conn: Conn, gateway_id: Annotated[str, Path(examples=["gw-01"])], window: Window = 3600
+) -> Gateway:
+    """One gateway."""
+    since = datetime.now(UTC) - timedelta(seconds=window)
+    rows = await queries.list_gateways(conn, since=since, gateway=gateway_id)
+    if not rows:
+        raise ProblemError(NOT_FOUND, f"no gateway {gateway_id!r}")
+    return _gateway(rows[0], window)

@@ -1,0 +1,89 @@
+"""Anomalies: the episodes the ingester opened, filtered and paged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from tests.api.conftest import NIGHT, NOISE_AT, City
+from tests.helpers import query
+
+
+async def _items(client: httpx.AsyncClient, **params: Any) -> list[dict[str, Any]]:
+    r = await client.get("/v1/anomalies", params=params)
+    assert r.status_code == 200, r.text
+    items: list[dict[str, Any]] = r.json()["items"]
+    return items
+
+
+async def test_every_episode_newest_first(reader: httpx.AsyncClient, city: City) -> None:
+    rows = await query(
+        city.url,
+        "SELECT e.id, d.device_id, e.detector, e.started_at, e.ended_at FROM episodes e"
+        " JOIN devices d ON d.id = e.device ORDER BY e.started_at DESC, e.id DESC",
+    )
+    items = await _items(reader)
+    got = [
+        (
+            a["id"],
+            a["device"],
+            a["detector"],
+            datetime.fromisoformat(a["started_at"]),
+            a["ended_at"] and datetime.fromisoformat(a["ended_at"]),
+        )
+        for a in items
+    ]
+    assert got == rows and len(rows) >= 2
+
+
+async def test_the_lamp_out_is_the_open_one(reader: httpx.AsyncClient) -> None:
+    open_ = await _items(reader, state="open")
+    assert [(a["device"], a["detector"], a["metric"], a["open"]) for a in open_] == [
+        ("sl-1", "lamp_out", None, True)
+    ]
+    assert datetime.fromisoformat(open_[0]["started_at"]) > NIGHT
+    closed = await _items(reader, state="closed")
+    assert closed and all(not a["open"] and a["ended_at"] for a in closed)
+
+
+async def test_filters(reader: httpx.AsyncClient) -> None:
+    noise = await _items(reader, device="env-1", metric="noise_dba", detector="deviation")
+    assert len(noise) == 1 and noise[0]["observed"] == 95.0 and noise[0]["kind"] == "environment"
+    assert datetime.fromisoformat(noise[0]["started_at"]) >= NOISE_AT
+    assert {a["device"] for a in await _items(reader, kind="streetlight")} == {"sl-1"}
+    assert all(a["severity"] == "high" for a in await _items(reader, severity="high"))
+    assert await _items(reader, severity="low") == [
+        a for a in await _items(reader) if a["severity"] == "low"
+    ]
+    before_noise = await _items(reader, to=NOISE_AT.isoformat())
+    assert before_noise == []
+    after_night = await _items(reader, **{"from": NIGHT.isoformat()})
+    assert {a["device"] for a in after_night} == {"sl-1"}  # the noise episode ended before
+
+
+async def test_pages_walk_every_episode_once(reader: httpx.AsyncClient) -> None:
+    everything = await _items(reader)
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(len(everything) + 1):
+        params: dict[str, Any] = {"limit": 1} | ({"cursor": cursor} if cursor else {})
+        page = (await reader.get("/v1/anomalies", params=params)).json()
+        seen += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == everything
+
+
+async def test_bad_parameters_are_422(reader: httpx.AsyncClient) -> None:
+    for params in (
+        {"state": "ajar"},
+        {"severity": "dire"},
+        {"cursor": "WyJ4Il0"},
+        {"from": "2026-01-01"},
+    ):
+        r = await reader.get("/v1/anomalies", params=params)
+        assert r.status_code == 422, params
+        assert r.json()["type"] == "/problems/validation"
