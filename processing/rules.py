@@ -82,6 +82,15 @@ class Dropout:
             self.alpha,
         )
 
+    def heard(self) -> npt.NDArray[np.bool_]:
+        """Which series ids have been heard at all."""
+        heard: npt.NDArray[np.bool_] = self._n > 0
+        return heard
+
+    def last_heard(self) -> I64:
+        """When each series was last heard (its newest time)."""
+        return self._last
+
     def scores(self, now: int) -> F64:
         """A score per series id for how overdue it is at ``now``."""
         out = np.empty(len(self._n))

@@ -13,18 +13,20 @@ from tests.helpers import T0_MS, publish, query, reading, telemetry, wait_until
 MIN_MS = 60_000
 
 
-async def test_a_noise_spike_opens_and_closes_one_deviation_episode(
+async def test_a_pressure_spike_opens_and_closes_one_deviation_episode(
     database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
 ) -> None:
     rng = np.random.default_rng(9)
-    noise = 55 + rng.normal(0, 1, 150)
-    noise[120:122] = 95.0  # a jackhammer for two minutes
+    noise = 1013 + rng.normal(0, 1, 150)
+    noise[120:122] = 1053.0  # a faulty barometer for two minutes (no daily rhythm to learn)
     t = topic("gw-e", "telemetry", prefix=topic_prefix)
     messages = [
         (
             t,
             telemetry(
-                "gw-e", i + 1, [reading("env-e", T0_MS + i * MIN_MS, noise_dba=round(float(x), 2))]
+                "gw-e",
+                i + 1,
+                [reading("env-e", T0_MS + i * MIN_MS, pressure_hpa=round(float(x), 2))],
             ),
         )
         for i, x in enumerate(noise)
@@ -49,9 +51,9 @@ async def test_a_noise_spike_opens_and_closes_one_deviation_episode(
     )
     assert len(rows) == 1, rows
     name, detector, start, end, peak, severity, observed = rows[0]
-    assert (name, detector) == ("noise_dba", "deviation")
+    assert (name, detector) == ("pressure_hpa", "deviation")
     assert start == T0_MS + 120 * MIN_MS and end == T0_MS + 121 * MIN_MS
-    assert peak > 0.99 and severity == "high" and observed == 95.0
+    assert peak > 0.99 and severity == "high" and observed == 1053.0
     assert ingester.stats.episodes_opened == {"deviation": 1}
 
 
