@@ -129,7 +129,7 @@ class Seasonal:
         beta: float = 0.02,
         drift_half: float = 1.5,
         warmup_days: int = 1,
-        warmup_points: int = 6,
+        warmup_points: int = 24,
         rel_floor: float = 0.01,
     ) -> None:
         self.utc_offset_s = utc_offset_s
