@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from devices.catalog import BY_NAME, METRICS
+from devices.catalog import BY_NAME, METRICS, Kind
 from ingest.aggregate import METRIC_SLOTS
 from processing.checks import DeadDetector, Flicker, range_scores
 from processing.detectors import Deviation, Flatline
@@ -39,8 +39,6 @@ _PIVOT = (_POWER, _DIM, _LUX, _SPEED, _VOLUME, _OCCUPANCY)
 SEASONAL = frozenset(
     BY_NAME[n].id
     for n in (
-        "power_w",
-        "current_a",
         "ambient_lux",
         "temperature_c",
         "humidity_pct",
@@ -49,16 +47,23 @@ SEASONAL = frozenset(
         "no2_ppb",
         "o3_ppb",
         "noise_dba",
+        "pressure_hpa",
         "speed_kmh",
         "volume_veh",
         "occupancy_pct",
     )
 )
 """Metrics with a daily rhythm: scored against their usual level at this hour."""
-PLAIN = frozenset(BY_NAME[n].id for n in ("voltage_v", "pressure_hpa"))
+PLAIN = frozenset({BY_NAME["voltage_v"].id})
 """Metrics scored against their recent level only."""
-FLAT = (SEASONAL | PLAIN) - {_POWER, BY_NAME["current_a"].id}
-"""Metrics that never hold one value for long when healthy (a lamp's power does, all day)."""
+DRIFTING = frozenset(m.id for m in METRICS if m.kind == Kind.ENVIRONMENT)
+"""Metrics scored for drift: a sensor's (a lamp's power or a road's speed moves with the
+clouds and the traffic, and has rules of its own)."""
+FLAT = SEASONAL | PLAIN
+"""Metrics that never hold one value for long when healthy.
+
+A lamp's power, current, dimming and state are left to the streetlight rules: they switch
+between a few levels with the sun and the schedule, and hold one of them for hours."""
 
 RULES = ("lamp_out", "day_burner", "power_out_of_band", "flicker", "incident", "dead_detector")
 VALUE_DETECTORS = ("deviation", "drift", "flatline", "range")
@@ -71,7 +76,7 @@ def _mask(ids: frozenset[int]) -> npt.NDArray[np.bool_]:
     return m
 
 
-_SEASONAL, _PLAIN, _FLAT = _mask(SEASONAL), _mask(PLAIN), _mask(FLAT)
+_SEASONAL, _PLAIN, _FLAT, _DRIFTING = _mask(SEASONAL), _mask(PLAIN), _mask(FLAT), _mask(DRIFTING)
 _LOW, _HIGH = np.zeros(METRIC_SLOTS), np.zeros(METRIC_SLOTS)
 for _m in METRICS:
     _LOW[_m.id], _HIGH[_m.id] = _m.low, _m.high
@@ -108,11 +113,14 @@ class Detection:
         *,
         gateway: npt.NDArray[np.int32] | None = None,
         out_of_range: ValueColumns | None = None,
+        received: I64 | None = None,
     ) -> list[EpisodeChange]:
         """Score a batch's stored values; the episodes that opened or closed.
 
         ``gateway`` is each value's gateway key (for gateway silence); ``out_of_range``
-        are the values the ingester dead-lettered as outside their metric's range.
+        are the values the ingester dead-lettered as outside their metric's range;
+        ``received`` is when each value arrived (µs; default its event time): silence is
+        judged on arrivals, so a skewed clock or a replayed backlog is not a dropout.
         """
         changes = self._range(values, out_of_range)
         if not len(values):
@@ -120,7 +128,8 @@ class Detection:
         order = np.argsort(values.time_us, kind="stable")  # each series' past first
         t, x = values.time_us[order], values.value[order]
         device, metric = values.device[order].astype(np.int64), values.metric[order]
-        self._heard(device, t, None if gateway is None else gateway[order].astype(np.int64))
+        arrived = t if received is None else received[order]
+        self._heard(device, arrived, None if gateway is None else gateway[order].astype(np.int64))
         changes += self._values(device * METRIC_SLOTS + metric, metric, t, x)
         changes += self._rules(device, metric, t, x, values.reading[order])
         return self._counted(changes)
@@ -156,6 +165,9 @@ class Detection:
         return changes
 
     def _heard(self, device: I64, t: I64, gateway: I64 | None) -> None:
+        arrival = np.argsort(t, kind="stable")
+        device, t = device[arrival], t[arrival]
+        gateway = None if gateway is None else gateway[arrival]
         self._devices.update(device, t)
         if gateway is not None and len(gateway):
             self._gateways.update(gateway, t)
@@ -174,11 +186,12 @@ class Detection:
         if seasonal.any():
             s, ts, xs = series[seasonal], t[seasonal], x[seasonal]
             self._seasonal.utc_offset_s = self._offset(int(ts[0]))
-            usual, drift = self._seasonal.update(s, ts, xs)
+            usual, drift = self._seasonal.update(s, ts, xs, metric[seasonal].astype(np.int64))
             recent = self._deviation.update(s, ts, xs)
             changes += self._track(
                 "deviation", s, ts, np.minimum(usual, recent), xs, per_metric=True
             )
+            drift[~_DRIFTING[metric[seasonal]]] = 0.0
             changes += self._track("drift", s, ts, drift, xs, per_metric=True)
         if plain.any():
             s, ts, xs = series[plain], t[plain], x[plain]

@@ -256,9 +256,12 @@ class Ingester:
         detection = self._detection
         if detection is None:
             return
-        gateway = columns.messages.gateway[stored.message]
         observe = functools.partial(
-            detection.observe, stored, gateway=gateway, out_of_range=columns.out_of_range
+            detection.observe,
+            stored,
+            gateway=columns.messages.gateway[stored.message],
+            out_of_range=columns.out_of_range,
+            received=columns.messages.received_at_us[stored.message],
         )
         # Large batches take tens of ms in the kernels (which release the GIL): off the loop.
         changes = await asyncio.to_thread(observe) if len(stored) > _INLINE else observe()

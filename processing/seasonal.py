@@ -12,8 +12,14 @@ enough that noise averages out, so a sensor that creeps away from its usual dail
 scores even while each single value still looks plausible. The slot levels learn slowly
 (at least ``1 / alpha_min`` visits), so a drift is not absorbed into the baseline.
 
+Both scores are measured less the common movement of a *group* of series (the same
+metric over the city): a weather front moves every thermometer and a cloud dims every
+photocell, a faulty sensor moves alone. So they need a few devices reporting the metric:
+a lone sensor's slow drift is its group's movement, and cancels out.
+
 Warm-up is explicit: a slot scores once it has been seen on ``warmup_days`` earlier days
-(and ``warmup_points`` values); before that both scores are 0. State is compact: a row per
+(and ``warmup_points`` values); before that both scores are 0, except that a weekend hour
+not learnt yet is judged by the same hour on weekdays (and back). State is compact: a row per
 series seen (``index`` maps series id to row), so memory follows the series that exist.
 """
 
@@ -33,6 +39,8 @@ F64 = npt.NDArray[np.float64]
 
 SLOTS = 48
 """24 hours of a weekday, then 24 hours of a weekend day."""
+GROUPS = 64
+"""Groups of series that share the weather (the metric id, in citytel)."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -45,17 +53,36 @@ def _slot(t_us: int, offset_s: int) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, nogil=True)
+def _warm(n: npt.NDArray[np.int32], days: npt.NDArray[np.int32], r: int, s: int,
+          warmup_days: int, warmup_points: int) -> bool:  # fmt: skip
+    return bool(days[r, s] > warmup_days and n[r, s] >= warmup_points)
+
+
+@numba.njit(cache=True, nogil=True)
+def _unusual(x: float, r: int, s: int, n: npt.NDArray[np.int32], mean: npt.NDArray[np.float32],
+             scale: float, warmup_points: int) -> float:  # fmt: skip
+    """Distance in spreads outside the band between this hour's level and its neighbours'
+    (within an hour the usual level may move a lot: dawn, the rush)."""
+    m = float(mean[r, s])
+    low, high = m, m
+    for h in (s - 1, s + 1):
+        h = (h % 24) + 24 * (s // 24)
+        if n[r, h] >= warmup_points:
+            low = min(low, float(mean[r, h]))
+            high = max(high, float(mean[r, h]))
+    return max(low - x, x - high, 0.0) / scale
+
+
+@numba.njit(cache=True, nogil=True)
 def _seasonal(
     row: I64,
+    group: I64,
     time: I64,
     value: F64,
     offset_s: int,
-    alpha_min: float,
-    beta: float,
-    drift_half: float,
+    p: F64,  # alpha_min, beta, drift_half, rel_floor, common_alpha
     warmup_days: int,
     warmup_points: int,
-    rel_floor: float,
     n: npt.NDArray[np.int32],
     days: npt.NDArray[np.int32],
     last_day: npt.NDArray[np.int32],
@@ -65,14 +92,15 @@ def _seasonal(
     step: F64,
     last: F64,
     drift: F64,
+    common: F64,
     out: F64,
     out_drift: F64,
 ) -> None:
+    alpha_min, beta, drift_half, rel_floor, common_alpha = p[0], p[1], p[2], p[3], p[4]
     for j in range(row.shape[0]):
         r, x = row[j], value[j]
         s, day = _slot(time[j], offset_s)
-        out[j] = 0.0
-        out_drift[j] = 0.0
+        out[j], out_drift[j] = 0.0, 0.0
         if days[r, s] == 0 or day > last_day[r, s]:  # a new day for this slot
             days[r, s] += 1
             last_day[r, s] = day
@@ -84,29 +112,39 @@ def _seasonal(
             m = float(mean[r, s])
             floor = max(step[r] if step[r] < math.inf else 0.0, rel_floor * abs(m), 1e-9)
             d = x - m
-            side = above[r, s] if d > 0 else below[r, s]  # skewed noise: a spread each side
-            scale = max(1.4826 * float(side), floor)
             clipped = d  # while warming up, learn every value as it is
-            if days[r, s] > warmup_days and k >= warmup_points:
-                # Within an hour the usual level may move a lot (dawn, the rush): a value
-                # between this hour's level and a neighbouring hour's is not unusual.
-                low, high = m, m
-                for h in (s - 1, s + 1):
-                    h = (h % 24) + 24 * (s // 24)
-                    if n[r, h] >= warmup_points:
-                        low = min(low, float(mean[r, h]))
-                        high = max(high, float(mean[r, h]))
-                outside = max(low - x, x - high, 0.0)
-                out[j] = _calibrated(outside / scale)
-                # drift in a spread of both sides: a skewed series' mean residual is 0 so
+            if _warm(n, days, r, s, warmup_days, warmup_points):
+                # residuals in a spread of both sides (a skewed series' mean residual is 0
+                # so), less what every series of the group moved (the weather, a cloud:
+                # not this sensor)
                 both = max(0.7413 * (float(above[r, s]) + float(below[r, s])), floor)
+                g = group[j]
+                shift = 0.0
+                if g >= 0:  # in the metric's unit: a front warms every sensor by as much
+                    # Each value pulls the common movement at most 6 spreads (a spike hardly
+                    # moves it, a front within a few values of each series), or all the way
+                    # back towards 0 (from the weather of a brighter hour to a dark one).
+                    c = common[g]
+                    limit = max(6.0 * both, abs(c))
+                    common[g] = c + common_alpha * max(-limit, min(limit, d - c))
+                    shift = common[g]
+                d -= shift  # from here on the baseline learns the sensor, not the weather
+                side = above[r, s] if d > 0 else below[r, s]  # skewed noise: a spread each side
+                scale = max(1.4826 * float(side), floor)
+                out[j] = _calibrated(_unusual(x - shift, r, s, n, mean, scale, warmup_points))
                 drift[r] += beta * (max(-6.0, min(6.0, d / both)) - drift[r])
                 out_drift[j] = _calibrated(abs(drift[r]) * Z_HALF / drift_half)
                 # Huber-clipped from then on: one spike must not drag the baseline
                 clipped = max(-3.0 * scale, min(3.0 * scale, d))
+            else:  # a weekend hour not yet learnt: the same hour on weekdays, and back
+                o = (s + 24) % 48
+                if _warm(n, days, r, o, warmup_days, warmup_points):
+                    side_o = above[r, o] if x > mean[r, o] else below[r, o]
+                    scale_o = max(1.4826 * float(side_o), floor)
+                    out[j] = _calibrated(_unusual(x, r, o, n, mean, scale_o, warmup_points))
             a = max(alpha_min, 1.0 / (k + 1))
             mean[r, s] = m + a * clipped
-            if d > 0:
+            if clipped > 0:
                 above[r, s] += a * (abs(clipped) - above[r, s])
             else:
                 below[r, s] += a * (abs(clipped) - below[r, s])
@@ -127,12 +165,13 @@ class Seasonal:
         utc_offset_s: int = 0,
         alpha_min: float = 0.01,
         beta: float = 0.02,
-        drift_half: float = 1.5,
+        drift_half: float = 2.0,
         warmup_days: int = 1,
         warmup_points: int = 24,
         rel_floor: float = 0.01,
+        common_alpha: float = 0.05,
     ) -> None:
-        self.utc_offset_s = utc_offset_s
+        self.utc_offset_s, self.common_alpha = utc_offset_s, common_alpha
         self.alpha_min, self.beta, self.drift_half = alpha_min, beta, drift_half
         self.warmup_days, self.warmup_points, self.rel_floor = warmup_days, warmup_points, rel_floor
         self.arrays: dict[str, npt.NDArray[Any]] = {}
@@ -150,8 +189,9 @@ class Seasonal:
         a["step"] = np.zeros(rows)
         a["last"] = np.zeros(rows)
         a["drift"] = np.zeros(rows)
+        a["common"] = np.zeros(GROUPS)
         for name, before in old.items():
-            if name != "index":
+            if name not in ("index", "common"):
                 a[name][: len(before)] = before
 
     def _rows(self, series: I64) -> I64:
@@ -173,23 +213,33 @@ class Seasonal:
         """How many series have a baseline."""
         return len(self.arrays["step"])
 
-    def update(self, series: I64, time: I64, value: F64) -> tuple[F64, F64]:
-        """Seasonal and drift scores in [0, 1], one each per value (time in Unix µs)."""
+    def update(
+        self, series: I64, time: I64, value: F64, group: I64 | None = None
+    ) -> tuple[F64, F64]:
+        """Seasonal and drift scores in [0, 1], one each per value (time in Unix µs).
+
+        ``group`` (0 to 63, e.g. the metric) names series that share the weather: both
+        scores are measured less what the group's series moved together. None: no group.
+        """
         s, v = _checked(series, value)
         rows = self._rows(s)
         a = self.arrays
         out, out_drift = np.empty(len(s)), np.empty(len(s))
+        groups = np.full(len(s), -1, np.int64) if group is None else group.astype(np.int64)
+        if len(groups) and int(groups.max()) >= GROUPS:
+            raise ValueError(f"groups must be below {GROUPS}")
+        params = np.array(
+            [self.alpha_min, self.beta, self.drift_half, self.rel_floor, self.common_alpha]
+        )
         _seasonal(
             rows,
+            groups,
             np.ascontiguousarray(time, dtype=np.int64),
             v,
             self.utc_offset_s,
-            self.alpha_min,
-            self.beta,
-            self.drift_half,
+            params,
             self.warmup_days,
             self.warmup_points,
-            self.rel_floor,
             a["n"],
             a["days"],
             a["last_day"],
@@ -199,6 +249,7 @@ class Seasonal:
             a["step"],
             a["last"],
             a["drift"],
+            a["common"],
             out,
             out_drift,
         )

@@ -1,71 +1,100 @@
-"""Detection, as the live ingester runs it, on a small city with one fault of each kind."""
+"""Detection, as the live ingester runs it, on the simulators' city with injected faults."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
+from typing import Any
 
 import numpy as np
 import pytest
 
-from bench.faults import FAULTS, Stream, generate
-from bench.quality import DETECTOR_FAULT, Episode, run, score
+from bench.quality import START, City, city_of, evaluate
+from devices.catalog import BY_NAME
 from ingest.detect import Detection
 from processing.state import pack, unpack
+from simulators.city import build_city
+from simulators.faults import DEVICE_FAULTS, Fault
+from simulators.generator import CityGenerator
 from storage.writer import ValueColumns
 
-CITY = (8, 5, 4)
+SIZE = (20, 10, 10, 2)  # streetlights, environment, traffic, gateways
+ANOMALIES = sorted({f for kinds in DEVICE_FAULTS.values() for f in kinds} | {"gateway_offline"})
 
 
 @cache
-def _faulty() -> tuple[Stream, list[Episode]]:
-    stream = generate(21, devices=CITY)
-    return stream, run(stream)
+def _faulty() -> tuple[dict[str, dict[str, float]], Any]:
+    offline = Fault(
+        "gateway_offline", "gw-0001", None, (),
+        START + timedelta(days=2, hours=13), START + timedelta(days=2, hours=14),
+    )  # fmt: skip
+    table, faults, _, _ = evaluate(
+        7, days=4, interval_s=60, fault_rate=1.0, city_size=SIZE, warmup_days=2,
+        faults=[offline],
+    )  # fmt: skip
+    return table, faults
 
 
-@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("fault", ANOMALIES)
 def test_each_fault_kind_is_found(fault: str) -> None:
-    stream, episodes = _faulty()
-    row = score(stream, episodes)[fault]
-    assert row["faults"] == 1 and row["found"] == 1, row
+    table, _ = _faulty()
+    row = table[fault]
+    if row["faults"] == 0:  # the draw placed none after the warm-up
+        pytest.fail(f"seed 7 injected no {fault} after the warm-up: choose another seed")
+    assert row["found"] / row["faults"] >= 0.7, row
 
 
-def test_the_detectors_meant_for_a_fault_are_right_when_they_speak() -> None:
-    stream, episodes = _faulty()
-    table = score(stream, episodes)
-    assert table["overall"]["precision"] >= 0.8, table["overall"]
-    named = {e.detector for e in episodes}
-    assert named <= set(DETECTOR_FAULT)
+def test_episodes_are_mostly_about_faults() -> None:
+    table, _ = _faulty()
+    overall = table["overall"]
+    assert overall["true"] / overall["episodes"] >= 0.9, overall
+    assert overall["found"] / overall["faults"] >= 0.9, overall
 
 
 def test_a_healthy_city_raises_next_to_nothing() -> None:
-    stream = generate(22, devices=CITY, faults=())
-    episodes = run(stream)
-    # about 600,000 values over five days: fewer than one episode a day
-    assert len(episodes) <= 4, [(e.detector, e.device, e.metric) for e in episodes]
-    assert not {e.detector for e in episodes} & {"lamp_out", "dropout", "gateway_silent"}
+    _, faults, episodes, _ = evaluate(
+        8, days=3, interval_s=60, fault_rate=0.0, city_size=(10, 6, 6, 2), warmup_days=2
+    )
+    assert faults == []
+    late = [e for e in episodes if e.start >= (START + timedelta(days=2)).timestamp() * 1e6]
+    # about 200,000 values in the day scored: at most a few episodes
+    assert len(late) <= 4, [(e.detector, e.device, e.metric) for e in late]
+
+
+def _stream(seed: int) -> tuple[ValueColumns, np.ndarray, City]:  # type: ignore[type-arg]
+    gateways = build_city(seed=seed, streetlights=2, environment=2, traffic=2, gateways=1)
+    city = city_of(gateways)
+    gen = CityGenerator(gateways, start=START, end=START + timedelta(days=3), interval_s=300)
+    rows = [
+        (r.ts * 1000, city.device_key[r.device_id], name, x, i)
+        for i, (m, r) in enumerate((m, r) for m in gen.messages() for r in m.readings)
+        for name, x in r.metrics.items()
+    ]
+    t, d, n, x, i = zip(*rows, strict=True)
+    v = ValueColumns(
+        np.array(t, np.int64), np.array(d, np.int32),
+        np.array([BY_NAME[k].id for k in n], np.int16), np.array(x, np.float64),
+        np.zeros(len(t), np.int32), np.array(i, np.int32),
+    )  # fmt: skip
+    return v, np.ones(len(t), np.int32), city
 
 
 def test_a_restored_state_scores_as_the_original_would() -> None:
-    stream = generate(23, days=3, devices=(2, 1, 1), faults=())
-    half = int(np.searchsorted(stream.time_us, stream.time_us[0] + 2 * 86_400_000_000))
-    cols = (
-        stream.time_us,
-        stream.device,
-        stream.metric,
-        stream.value,
-        stream.gateway,
-        stream.reading,
-    )
-    first = ValueColumns(*(c[:half] for c in cols))
-    second = ValueColumns(*(c[half:] for c in cols))
+    v, gateway, _ = _stream(23)
+    half = int(np.searchsorted(v.time_us, v.time_us[0] + 2 * 86_400_000_000))
+    first, second = np.arange(len(v)) < half, np.arange(len(v)) >= half
     original = Detection(timezone="America/Chicago")
-    original.observe(first, gateway=stream.gateway[:half])
+    original.observe(v.take(first), gateway=gateway[first])
     restored = Detection(timezone="America/Chicago")
     restored.load(unpack(pack(original.state())))
     assert original.state().keys() == restored.state().keys()
-    a = original.observe(second, gateway=stream.gateway[half:])
-    b = restored.observe(second, gateway=stream.gateway[half:])
+    second[-50:] = False
+    second[-60:-55] = True
+    spike = v.take(second)
+    spike.value[-1] = spike.value[-1] + 500.0  # something to report
+    a = original.observe(spike, gateway=gateway[second])
+    b = restored.observe(spike, gateway=gateway[second])
     assert a == b
-    now = int(stream.time_us[-1]) + 3_600_000_000  # an hour of silence: everything drops out
+    now = int(v.time_us[-1]) + 3_600_000_000  # an hour of silence: the gateway drops out
     a, b = original.silence(now), restored.silence(now)
     assert a == b and {c.detector for c in a} == {"gateway_silent"}

@@ -10,7 +10,7 @@ from processing.checks import DeadDetector, Flicker, range_scores
 from processing.rules import LIT_W
 from simulators.city import build_city
 from simulators.models import DeviceState, streetlight, traffic
-from tests.processing.test_seasonal import START
+from tests.processing.city import START
 
 MIN_US = 60_000_000
 
