@@ -129,7 +129,8 @@ class Detection:
         t, x = values.time_us[order], values.value[order]
         device, metric = values.device[order].astype(np.int64), values.metric[order]
         arrived = t if received is None else received[order]
-        self._heard(device, arrived, None if gateway is None else gateway[order].astype(np.int64))
+        gw = None if gateway is None else gateway[order].astype(np.int64)
+        self._heard(device, t, arrived, gw)
         changes += self._values(device * METRIC_SLOTS + metric, metric, t, x)
         changes += self._rules(device, metric, t, x, values.reading[order])
         return self._counted(changes)
@@ -164,13 +165,10 @@ class Detection:
         self.opened.update(c.detector for c in changes if c.opened)
         return changes
 
-    def _heard(self, device: I64, t: I64, gateway: I64 | None) -> None:
-        arrival = np.argsort(t, kind="stable")
-        device, t = device[arrival], t[arrival]
-        gateway = None if gateway is None else gateway[arrival]
-        self._devices.update(device, t)
+    def _heard(self, device: I64, t: I64, arrived: I64, gateway: I64 | None) -> None:
+        self._devices.update(device, t, arrived)
         if gateway is not None and len(gateway):
-            self._gateways.update(gateway, t)
+            self._gateways.update(gateway, t, arrived)
             need = int(device.max()) + 1
             if need > len(self._device_gateway):
                 grown = np.full(max(need, 2 * len(self._device_gateway)), -1, dtype=np.int64)

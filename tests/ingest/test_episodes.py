@@ -13,12 +13,12 @@ from tests.helpers import T0_MS, publish, query, reading, telemetry, wait_until
 MIN_MS = 60_000
 
 
-async def test_a_pressure_spike_opens_and_closes_one_deviation_episode(
+async def test_a_voltage_spike_opens_and_closes_one_deviation_episode(
     database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
 ) -> None:
     rng = np.random.default_rng(9)
-    noise = 1013 + rng.normal(0, 1, 150)
-    noise[120:122] = 1053.0  # a faulty barometer for two minutes (no daily rhythm to learn)
+    noise = 120 + rng.normal(0, 1, 150)
+    noise[120:122] = 160.0  # a surge on the feeder for two minutes (no daily rhythm to learn)
     t = topic("gw-e", "telemetry", prefix=topic_prefix)
     messages = [
         (
@@ -26,7 +26,7 @@ async def test_a_pressure_spike_opens_and_closes_one_deviation_episode(
             telemetry(
                 "gw-e",
                 i + 1,
-                [reading("env-e", T0_MS + i * MIN_MS, pressure_hpa=round(float(x), 2))],
+                [reading("sl-e", T0_MS + i * MIN_MS, voltage_v=round(float(x), 2))],
             ),
         )
         for i, x in enumerate(noise)
@@ -51,9 +51,9 @@ async def test_a_pressure_spike_opens_and_closes_one_deviation_episode(
     )
     assert len(rows) == 1, rows
     name, detector, start, end, peak, severity, observed = rows[0]
-    assert (name, detector) == ("pressure_hpa", "deviation")
+    assert (name, detector) == ("voltage_v", "deviation")
     assert start == T0_MS + 120 * MIN_MS and end == T0_MS + 121 * MIN_MS
-    assert peak > 0.99 and severity == "high" and observed == 1053.0
+    assert peak > 0.99 and severity == "high" and observed == 160.0
     assert ingester.stats.episodes_opened == {"deviation": 1}
 
 
