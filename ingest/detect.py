@@ -208,9 +208,10 @@ class Detection:
         both = values if rejected is None else _concat(values, rejected)
         series = both.device.astype(np.int64) * METRIC_SLOTS + both.metric
         tracker = self._episodes["range"]
-        watched = np.isin(series, tracker.open_series)
+        keys = tracker.open_series
         if rejected is not None:
-            watched[len(values) :] = True
+            keys = np.union1d(keys, series[len(values) :])
+        watched = np.isin(series, keys)
         if not watched.any():
             return []
         order = np.flatnonzero(watched)[np.argsort(both.time_us[watched], kind="stable")]
