@@ -11,6 +11,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import simulators.cli
 from citytel import supervisor
 from citytel.errors import CitytelError
 from citytel.settings import Settings, broker_from_url
@@ -45,17 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("api", help="serve the HTTP API")
     p.set_defaults(run=_api)
     p = sub.add_parser("simulate", help="publish a simulated city to CITYTEL_MQTT_URL")
-    for name, default in (
-        ("streetlights", 30),
-        ("environment", 6),
-        ("traffic", 6),
-        ("gateways", 3),
-        ("seed", 1),
-    ):
-        p.add_argument(f"--{name}", type=int, default=default)
-    p.add_argument("--interval", type=float, default=10.0, help="seconds between readings")
-    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
-    p.add_argument("--msgpack", action="store_true", help="publish MessagePack, not JSON")
+    simulators.cli.add_arguments(p)
     p.set_defaults(run=_simulate)
     p = sub.add_parser("provision", help="add a broker user: password and ACL lines")
     p.add_argument("role", choices=["gateway", "ingester"])
@@ -107,33 +98,12 @@ def _api(settings: Settings, args: argparse.Namespace) -> None:
     _run(supervisor.api_server(settings, database_url).serve())
 
 
-def _simulate(settings: Settings, args: argparse.Namespace) -> None:
-    from simulators.city import build_city
-    from simulators.run import Simulation
-
-    broker = broker_from_url(_require(settings.mqtt_url, "MQTT_URL"))
-    city = build_city(
-        seed=args.seed,
-        streetlights=args.streetlights,
-        environment=args.environment,
-        traffic=args.traffic,
-        gateways=args.gateways,
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    url = _require(settings.mqtt_url, "MQTT_URL")
+    broker = broker_from_url(url, ca_file=settings.mqtt_ca_file)
+    return simulators.cli.simulate(
+        args, broker=broker, prefix=settings.topic_prefix, defaults=settings
     )
-
-    async def run() -> None:
-        async with Simulation(
-            city,
-            host=broker.host,
-            port=broker.port,
-            seed=args.seed,
-            interval_s=args.interval,
-            speed=args.speed,
-            prefix=settings.topic_prefix,
-            binary=args.msgpack,
-        ) as sim:
-            await sim.wait()
-
-    _run(run())
 
 
 def _provision(settings: Settings, args: argparse.Namespace) -> None:

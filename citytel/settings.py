@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     sim_gateways: int = 3
     sim_interval_s: float = 10.0
     sim_seed: int = 1
+    sim_fault_rate: float = 0.0
+    """Faults per device per day and per gateway per day. 0 for ``citytel up``: a
+    healthy demo city unless asked (then the ground truth goes to ``sim_ground_truth``)."""
+    sim_ground_truth: Path | None = None
+    """Where ``citytel up`` writes injected faults; unset: ``var_dir``/ground-truth.jsonl."""
 
     log_level: str = "INFO"
 

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 
@@ -101,6 +102,14 @@ async def serving(server: uvicorn.Server) -> AsyncIterator[None]:
         await task
 
 
+def _ground_truth(settings: Settings) -> Path | None:
+    if settings.sim_fault_rate <= 0:
+        return None
+    path = settings.sim_ground_truth or settings.var_dir / "ground-truth.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 async def up(settings: Settings, *, simulate: bool = True) -> None:
     """Run everything until cancelled (Ctrl-C)."""
     with local_servers(settings) as ends:
@@ -131,6 +140,8 @@ async def up(settings: Settings, *, simulate: bool = True) -> None:
                         seed=settings.sim_seed,
                         interval_s=settings.sim_interval_s,
                         prefix=settings.topic_prefix,
+                        fault_rate=settings.sim_fault_rate,
+                        ground_truth=_ground_truth(settings),
                     )
                 )
             log.info(

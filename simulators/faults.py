@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -202,10 +202,6 @@ def write_ground_truth(faults: Iterable[Fault], out: TextIO) -> int:
 def read_ground_truth(path: Path | str) -> list[Fault]:
     with open(path, encoding="utf-8") as src:
         return [Fault.from_json(json.loads(line)) for line in src if line.strip()]
-
-
-def _ms(dt: datetime) -> int:
-    return round(dt.timestamp() * 1000)
 
 
 def _at(ms: int) -> datetime:
@@ -427,7 +423,3 @@ def inject(
 def _clip(metric: str, value: float) -> float:
     m = BY_NAME[metric]
     return min(m.high, max(m.low, value))
-
-
-def by_start(faults: Iterable[Fault]) -> Iterator[Fault]:
-    return iter(sorted(faults, key=lambda f: (f.start, f.gateway_id, f.device_id or "", f.fault)))

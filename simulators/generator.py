@@ -10,6 +10,8 @@ measurements consume it in-process. docs/simulators.md documents it.
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import heapq
 import itertools
 import math
@@ -39,13 +41,14 @@ class Message:
     readings: list[Reading]
     published_at: int
     """Epoch ms of true simulated time at which the gateway publishes it."""
+    values: int
+    """How many values the readings carry."""
+    taken_at: int
+    """Epoch ms of true time at which the readings were taken: their ``ts``, but for a
+    gateway with a skewed clock."""
 
     def telemetry(self) -> Telemetry:
         return Telemetry(self.gateway_id, self.seq, self.readings, self.sent_at)
-
-    @property
-    def values(self) -> int:
-        return sum(len(r.metrics) for r in self.readings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,84 +210,98 @@ class CityGenerator:
             i = self.tick
             t_ms = self.start_ms + i * self.interval_ms
             self._plan_until(i)
-            arrays = self.physics.healthy(t_ms / 1000, dt_s, i)
-            # faults that end, then those that start
-            still = []
-            for a in self._active:
-                if a.end <= i:
-                    self._ended.append(a.fault)
-                    if a.kind is None:
-                        gw_fault[self._gw_index[a.fault.gateway_id]] = None
-                else:
-                    still.append(a)
-            self._active = still
-            while self._pending and self._pending[0][0] <= i:
-                _, order, f = heapq.heappop(self._pending)
-                a = self._activate(f, order, last, arrays)
-                if a.end <= i:  # shorter than a tick, or entirely before the start
-                    self._ended.append(f)
-                    continue
-                self._active.append(a)
-                if a.kind is None:
-                    gw = self._gw_index[f.gateway_id]
-                    gw_fault[gw] = a
-                    if f.fault in ("gateway_offline", "backlog_replay"):
-                        end_ms = self.start_ms + a.end * self.interval_ms
-                        for at, online in ((t_ms, False), (end_ms, True)):
-                            e = StatusChange(f.gateway_id, at, online)
-                            heapq.heappush(heap, (at, 0, gw, -1, next(counter), e))
-            dropped: set[tuple[Kind, int]] = set()
-            for a in self._active:
-                if a.kind is not None:
-                    inject(a, i, arrays, dropped)
-            if Kind.STREETLIGHT in arrays:
-                self.physics.accumulate_energy(arrays[Kind.STREETLIGHT], dt_s)
-            for kind, x in arrays.items():
-                round_columns(kind, x)
-            last = arrays
-            rows = {k: x.tolist() for k, x in arrays.items()}
-            for gw, g in enumerate(self.city):
-                ga = gw_fault[gw]
-                gk = ga.fault.fault if ga is not None else None
-                if gk == "gateway_offline":
-                    continue  # powered off: no readings, no message
-                skew = round(ga.params["skew_s"] * 1000) if gk == "clock_skew" and ga else 0
-                ts = t_ms + skew
-                readings: list[Reading] = []
-                for kind, lo, hi in self._slices[gw]:
-                    names = METRICS[kind]
-                    ids = self.fleets[kind].device_ids
-                    rk = rows[kind]
-                    if dropped:
-                        readings.extend(
-                            Reading(ids[j], ts, dict(zip(names, rk[j], strict=True)))
-                            for j in range(lo, hi)
-                            if (kind, j) not in dropped
-                        )
+            # A tick allocates a reading and a dict per device and nothing cyclic: the
+            # cyclic collector, run every 700 allocations, would take a third of the time.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                arrays = self.physics.healthy(t_ms / 1000, dt_s, i)
+                # faults that end, then those that start
+                still = []
+                for a in self._active:
+                    if a.end <= i:
+                        self._ended.append(a.fault)
+                        if a.kind is None:
+                            gw_fault[self._gw_index[a.fault.gateway_id]] = None
                     else:
-                        readings.extend(
-                            Reading(ids[j], ts, dict(zip(names, rk[j], strict=True)))
-                            for j in range(lo, hi)
-                        )
-                seq = seqs[gw]
-                seqs[gw] += 1
-                due = t_ms
-                if ga is not None and gk == "backlog_replay":
-                    due = self.start_ms + ga.end * self.interval_ms
-                elif ga is not None and gk == "late_delivery":
-                    due = t_ms + round(ga.params["delay_s"] * 1000)
-                elif ga is not None and gk == "out_of_order":
-                    block = int(ga.params["block"])
-                    k = i - ga.first
-                    b0 = ga.first + (k // block) * block
-                    b1 = min(b0 + block, ga.end) - 1
-                    due = self.start_ms + b1 * self.interval_ms + (b1 - i)
-                m = Message(g.gateway_id, seq, due + skew, readings, due)
-                heapq.heappush(heap, (due, 1, gw, seq, next(counter), m))
-                if ga is not None and gk == "duplicate":
-                    again = t_ms + int(ga.params["resend_ticks"]) * self.interval_ms + 1
-                    heapq.heappush(heap, (again, 1, gw, seq, next(counter), m))
-            self.tick += 1
+                        still.append(a)
+                self._active = still
+                while self._pending and self._pending[0][0] <= i:
+                    _, order, f = heapq.heappop(self._pending)
+                    a = self._activate(f, order, last, arrays)
+                    if a.end <= i:  # shorter than a tick, or entirely before the start
+                        self._ended.append(f)
+                        continue
+                    self._active.append(a)
+                    if a.kind is None:
+                        gw = self._gw_index[f.gateway_id]
+                        gw_fault[gw] = a
+                        if f.fault in ("gateway_offline", "backlog_replay"):
+                            end_ms = self.start_ms + a.end * self.interval_ms
+                            for at, online in ((t_ms, False), (end_ms, True)):
+                                e = StatusChange(f.gateway_id, at, online)
+                                heapq.heappush(heap, (at, 0, gw, -1, next(counter), e))
+                dropped: set[tuple[Kind, int]] = set()
+                for a in self._active:
+                    if a.kind is not None:
+                        inject(a, i, arrays, dropped)
+                if Kind.STREETLIGHT in arrays:
+                    self.physics.accumulate_energy(arrays[Kind.STREETLIGHT], dt_s)
+                for kind, x in arrays.items():
+                    round_columns(kind, x)
+                last = arrays
+                rows = {k: x.tolist() for k, x in arrays.items()}
+                for gw, g in enumerate(self.city):
+                    ga = gw_fault[gw]
+                    gk = ga.fault.fault if ga is not None else None
+                    if gk == "gateway_offline":
+                        continue  # powered off: no readings, no message
+                    skew = round(ga.params["skew_s"] * 1000) if gk == "clock_skew" and ga else 0
+                    ts = t_ms + skew
+                    readings: list[Reading] = []
+                    values = 0
+                    for kind, lo, hi in self._slices[gw]:
+                        names = METRICS[kind]
+                        ids = self.fleets[kind].device_ids[lo:hi]
+                        rk = rows[kind][lo:hi]
+                        before = len(readings)
+                        if dropped:
+                            readings.extend(
+                                Reading(did, ts, dict(zip(names, row, strict=False)))
+                                for j, (did, row) in enumerate(zip(ids, rk, strict=True), lo)
+                                if (kind, j) not in dropped
+                            )
+                        else:
+                            readings.extend(
+                                [
+                                    Reading(did, ts, dict(zip(names, row, strict=False)))
+                                    for did, row in zip(ids, rk, strict=True)
+                                ]
+                            )
+                        values += (len(readings) - before) * len(names)
+                    seq = seqs[gw]
+                    seqs[gw] += 1
+                    due = t_ms
+                    if ga is not None and gk == "backlog_replay":
+                        due = self.start_ms + ga.end * self.interval_ms
+                    elif ga is not None and gk == "late_delivery":
+                        due = t_ms + round(ga.params["delay_s"] * 1000)
+                    elif ga is not None and gk == "out_of_order":
+                        block = int(ga.params["block"])
+                        k = i - ga.first
+                        b0 = ga.first + (k // block) * block
+                        b1 = min(b0 + block, ga.end) - 1
+                        due = self.start_ms + b1 * self.interval_ms + (b1 - i)
+                    m = Message(g.gateway_id, seq, due + skew, readings, due, values, t_ms)
+                    heapq.heappush(heap, (due, 1, gw, seq, next(counter), m))
+                    if ga is not None and gk == "duplicate":
+                        again = t_ms + int(ga.params["resend_ticks"]) * self.interval_ms + 1
+                        copy = dataclasses.replace(m, published_at=again)  # same payload
+                        heapq.heappush(heap, (again, 1, gw, seq, next(counter), copy))
+                self.tick += 1
+            finally:
+                if collecting:
+                    gc.enable()
             horizon = t_ms + self.interval_ms
             while heap and heap[0][0] < horizon:
                 yield heapq.heappop(heap)[-1]

@@ -9,7 +9,8 @@ and city-wide weather, and a random generator. Nothing here loops over devices.
   dim level with 1 % noise (0.3-0.5 W standby by day); mains voltage with a per-feeder
   offset and an evening sag; current = P / (V x power factor); cumulative energy;
   ambient light from the sun's elevation (daylight, twilight, night) and cloud.
-- Environment: seasonal and diurnal temperature (warmest at 15:00 local), relative
+- Environment: seasonal and diurnal temperature (coldest near sunrise, warmest at
+  15:00 local), relative
   humidity from a dew point (so it falls as the air warms), pressure fronts every few
   days (a slow fall, a quick rise, a cold spell and clouds behind them), PM2.5, PM10 and
   NO2 from a background plus rush-hour traffic scaled by nearness to an arterial,
@@ -194,6 +195,15 @@ class Weather:
         )
 
 
+def diurnal(hour: float, *, coldest: float, warmest: float = 15.0) -> float:
+    """-1 at the ``coldest`` hour (about sunrise), +1 at the ``warmest``: a quick rise
+    through the morning, a slow fall through the evening and night."""
+    if coldest <= hour <= warmest:
+        return -math.cos(math.pi * (hour - coldest) / (warmest - coldest))
+    since = (hour - warmest) % 24
+    return math.cos(math.pi * since / (24 - (warmest - coldest)))
+
+
 class Fleet:
     """The devices of one kind, as arrays in a fixed order, with their hidden parameters
     (drawn from ``seed``): what the vectorised models read."""
@@ -269,7 +279,7 @@ def environment(
     temp = (
         10.3
         - 14.2 * season
-        + amplitude * math.cos(2 * math.pi * (at.hour - 15) / 24)
+        + amplitude * diurnal(at.hour, coldest=5.5 + 1.5 * (1 + season) / 2)
         + weather.temperature_c
         + f.heat_island
         + 0.15 * noise[0]
