@@ -27,7 +27,7 @@ async def test_a_simulated_night_with_faults_becomes_rollups_and_episodes(
     start = datetime(2025, 11, 18, 6, tzinfo=UTC)  # midnight in the city
     hour = timedelta(hours=1)
     faults = [
-        Fault("lamp_out", gw, lamp, ("power_w", "lamp_on", "current_a"), start + hour, start + 2 * hour),
+        Fault("lamp_out", gw, lamp, ("power_w",), start + hour, start + 2 * hour),
         Fault("dead_detector", gw, road, (), start + hour, start + 2 * hour),
         Fault("out_of_range", gw, env, ("noise_dba",), start + 90 * timedelta(minutes=1),
               start + 93 * timedelta(minutes=1)),
