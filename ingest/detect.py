@@ -101,7 +101,7 @@ class Detection:
         self._traffic = TrafficRules()
         self._dead = DeadDetector()
         self._devices = Dropout()
-        self._gateways = Dropout(factor=3.0)
+        self._gateways = Dropout(factor=5.0)
         self._device_gateway = np.full(1024, -1, dtype=np.int64)
         names = (*VALUE_DETECTORS, *RULES, *SILENCE)
         self._episodes = {n: Episodes(open_at=open_at, close_below=close_below) for n in names}

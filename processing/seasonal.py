@@ -169,7 +169,7 @@ class Seasonal:
         warmup_days: int = 1,
         warmup_points: int = 24,
         rel_floor: float = 0.01,
-        common_alpha: float = 0.05,
+        common_alpha: float = 0.2,
     ) -> None:
         self.utc_offset_s, self.common_alpha = utc_offset_s, common_alpha
         self.alpha_min, self.beta, self.drift_half = alpha_min, beta, drift_half
