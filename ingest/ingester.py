@@ -294,7 +294,9 @@ class Ingester:
     async def _checkpoint(self) -> None:
         if self._detection is None or self._conn is None or self._conn.closed:
             return
-        blob = pack(self._detection.state())
+        # compressing megabytes of state takes a while: off the loop (nothing else
+        # touches the detectors meanwhile: the ingest loop is waiting for this)
+        blob = await asyncio.to_thread(pack, self._detection.state())
         try:
             await save_checkpoint(self._conn, self._checkpoint_name, blob)
         except StorageError as exc:
