@@ -77,6 +77,7 @@ def _mask(ids: frozenset[int]) -> npt.NDArray[np.bool_]:
 
 
 _SEASONAL, _PLAIN, _FLAT, _DRIFTING = _mask(SEASONAL), _mask(PLAIN), _mask(FLAT), _mask(DRIFTING)
+_PIVOTED = _mask(frozenset(_PIVOT))
 _LOW, _HIGH = np.zeros(METRIC_SLOTS), np.zeros(METRIC_SLOTS)
 for _m in METRICS:
     _LOW[_m.id], _HIGH[_m.id] = _m.low, _m.high
@@ -125,14 +126,18 @@ class Detection:
         changes = self._range(values, out_of_range)
         if not len(values):
             return self._counted(changes)
-        order = np.argsort(values.time_us, kind="stable")  # each series' past first
-        t, x = values.time_us[order], values.value[order]
-        device, metric = values.device[order].astype(np.int64), values.metric[order]
-        arrived = t if received is None else received[order]
-        gw = None if gateway is None else gateway[order].astype(np.int64)
+        t, x, metric, reading = values.time_us, values.value, values.metric, values.reading
+        device = values.device.astype(np.int64)
+        arrived = t if received is None else received
+        gw = None if gateway is None else gateway.astype(np.int64)
+        if len(t) > 1 and not (t[1:] >= t[:-1]).all():  # each series' past first
+            order = np.argsort(t, kind="stable")
+            t, x, metric, reading = t[order], x[order], metric[order], reading[order]
+            device, arrived = device[order], arrived[order]
+            gw = None if gw is None else gw[order]
         self._heard(device, t, arrived, gw)
         changes += self._values(device * METRIC_SLOTS + metric, metric, t, x)
-        changes += self._rules(device, metric, t, x, values.reading[order])
+        changes += self._rules(device, metric, t, x, reading)
         return self._counted(changes)
 
     def silence(self, now_us: int) -> list[EpisodeChange]:
@@ -180,23 +185,28 @@ class Detection:
         self, series: I64, metric: npt.NDArray[np.int16], t: I64, x: F64
     ) -> list[EpisodeChange]:
         changes: list[EpisodeChange] = []
-        seasonal, plain, flat = _SEASONAL[metric], _PLAIN[metric], _FLAT[metric]
-        if seasonal.any():
-            s, ts, xs = series[seasonal], t[seasonal], x[seasonal]
-            self._seasonal.utc_offset_s = self._offset(int(ts[0]))
-            usual, drift = self._seasonal.update(s, ts, xs, metric[seasonal].astype(np.int64))
-            recent = self._deviation.update(s, ts, xs)
-            changes += self._track(
-                "deviation", s, ts, np.minimum(usual, recent), xs, per_metric=True
-            )
-            drift[~_DRIFTING[metric[seasonal]]] = 0.0
-            changes += self._track("drift", s, ts, drift, xs, per_metric=True)
-        if plain.any():
-            s, ts, xs = series[plain], t[plain], x[plain]
-            scores = self._deviation.update(s, ts, xs)
-            changes += self._track("deviation", s, ts, scores, xs, per_metric=True)
+        scored, flat = _SEASONAL[metric] | _PLAIN[metric], _FLAT[metric]
+        gathered = None
+        if scored.any():
+            s, ts, xs, ms = series[scored], t[scored], x[scored], metric[scored]
+            gathered = s, ts, xs
+            score = self._deviation.update(s, ts, xs)  # against the recent level
+            seasonal = _SEASONAL[ms]
+            if seasonal.any():  # and, with a daily rhythm, against the usual at this hour
+                ss, st = s[seasonal], ts[seasonal]
+                self._seasonal.utc_offset_s = self._offset(int(st[0]))
+                usual, drift = self._seasonal.update(
+                    ss, st, xs[seasonal], ms[seasonal].astype(np.int64)
+                )
+                score[seasonal] = np.minimum(usual, score[seasonal])
+                drift[~_DRIFTING[ms[seasonal]]] = 0.0
+                changes += self._track("drift", ss, st, drift, xs[seasonal], per_metric=True)
+            changes += self._track("deviation", s, ts, score, xs, per_metric=True)
         if flat.any():
-            s, ts, xs = series[flat], t[flat], x[flat]
+            if gathered is not None and (flat == scored).all():  # the same values (as now)
+                s, ts, xs = gathered
+            else:
+                s, ts, xs = series[flat], t[flat], x[flat]
             scores = self._flatline.update(s, ts, xs)
             changes += self._track("flatline", s, ts, scores, xs, per_metric=True)
         return changes
@@ -205,6 +215,8 @@ class Detection:
         """Out-of-range values score high; the in-range values of those series close it."""
         if rejected is not None and not len(rejected):
             rejected = None
+        if rejected is None and not len(self._episodes["range"].open_series):
+            return []  # nothing out of range now, nor still open
         both = values if rejected is None else _concat(values, rejected)
         series = both.device.astype(np.int64) * METRIC_SLOTS + both.metric
         tracker = self._episodes["range"]
@@ -231,16 +243,22 @@ class Detection:
         x: F64,
         reading: npt.NDArray[np.int32],
     ) -> list[EpisodeChange]:
-        rows, first = np.unique(reading, return_index=True)
-        rows_in_time = np.argsort(first, kind="stable")  # readings in the values' time order
-        position = np.searchsorted(rows, reading)
+        keep = _PIVOTED[metric]  # only the metrics the rules read
+        device, metric, t, x, reading = device[keep], metric[keep], t[keep], x[keep], reading[keep]
+        n = int(reading.max()) + 1 if len(reading) else 0
+        r_time, r_device = np.empty(n, np.int64), np.empty(n, np.int64)
+        r_time[reading], r_device[reading] = t, device  # a reading's values share them
+        present = np.zeros(n, dtype=np.bool_)
+        present[reading] = True
+        rows = np.flatnonzero(present)
+        in_time = rows[np.argsort(r_time[rows], kind="stable")]
         cols = {}
         for m in _PIVOT:
-            col = np.full(len(rows), np.nan)
+            col = np.full(n, np.nan)
             mask = metric == m
-            col[position[mask]] = x[mask]
-            cols[m] = col[rows_in_time]
-        r_device, r_time = device[first][rows_in_time], t[first][rows_in_time]
+            col[reading[mask]] = x[mask]
+            cols[m] = col[in_time]
+        r_device, r_time = r_device[in_time], r_time[in_time]
         changes: list[EpisodeChange] = []
         lamp = ~np.isnan(cols[_POWER]) & ~np.isnan(cols[_LUX])
         if lamp.any():

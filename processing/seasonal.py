@@ -36,9 +36,16 @@ from processing.detectors import Z_HALF, _calibrated, _checked
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
+I32 = npt.NDArray[np.int32]
+F32 = npt.NDArray[np.float32]
 
 SLOTS = 48
 """24 hours of a weekday, then 24 hours of a weekend day."""
+N, DAYS, LAST_DAY = 0, 1, 2
+"""Fields of a slot's integer state: values seen, days seen, the last day seen."""
+MEAN, BELOW, ABOVE = 0, 1, 2
+"""Fields of a slot's level and spreads (below and above it). A slot's fields lie side by
+side, and next to its neighbour hours': one or two cache lines a value."""
 GROUPS = 64
 """Groups of series that share the weather (the metric id, in citytel)."""
 
@@ -53,23 +60,21 @@ def _slot(t_us: int, offset_s: int) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, nogil=True)
-def _warm(n: npt.NDArray[np.int32], days: npt.NDArray[np.int32], r: int, s: int,
-          warmup_days: int, warmup_points: int) -> bool:  # fmt: skip
-    return bool(days[r, s] > warmup_days and n[r, s] >= warmup_points)
+def _warm(si: I32, r: int, s: int, warmup_days: int, warmup_points: int) -> bool:
+    return bool(si[r, s, DAYS] > warmup_days and si[r, s, N] >= warmup_points)
 
 
 @numba.njit(cache=True, nogil=True)
-def _unusual(x: float, r: int, s: int, n: npt.NDArray[np.int32], mean: npt.NDArray[np.float32],
-             scale: float, warmup_points: int) -> float:  # fmt: skip
+def _unusual(x: float, r: int, s: int, si: I32, sf: F32, scale: float, warmup_points: int) -> float:
     """Distance in spreads outside the band between this hour's level and its neighbours'
     (within an hour the usual level may move a lot: dawn, the rush)."""
-    m = float(mean[r, s])
+    m = float(sf[r, s, MEAN])
     low, high = m, m
     for h in (s - 1, s + 1):
         h = (h % 24) + 24 * (s // 24)
-        if n[r, h] >= warmup_points:
-            low = min(low, float(mean[r, h]))
-            high = max(high, float(mean[r, h]))
+        if si[r, h, N] >= warmup_points:
+            low = min(low, float(sf[r, h, MEAN]))
+            high = max(high, float(sf[r, h, MEAN]))
     return max(low - x, x - high, 0.0) / scale
 
 
@@ -83,12 +88,8 @@ def _seasonal(
     p: F64,  # alpha_min, beta, drift_half, rel_floor, common_alpha
     warmup_days: int,
     warmup_points: int,
-    n: npt.NDArray[np.int32],
-    days: npt.NDArray[np.int32],
-    last_day: npt.NDArray[np.int32],
-    mean: npt.NDArray[np.float32],
-    below: npt.NDArray[np.float32],
-    above: npt.NDArray[np.float32],
+    si: I32,
+    sf: F32,
     step: F64,
     last: F64,
     drift: F64,
@@ -101,23 +102,23 @@ def _seasonal(
         r, x = row[j], value[j]
         s, day = _slot(time[j], offset_s)
         out[j], out_drift[j] = 0.0, 0.0
-        if days[r, s] == 0 or day > last_day[r, s]:  # a new day for this slot
-            days[r, s] += 1
-            last_day[r, s] = day
-        k = n[r, s]
+        if si[r, s, DAYS] == 0 or day > si[r, s, LAST_DAY]:  # a new day for this slot
+            si[r, s, DAYS] += 1
+            si[r, s, LAST_DAY] = day
+        k = si[r, s, N]
         if k == 0:
-            mean[r, s], below[r, s], above[r, s] = x, 0.0, 0.0
-            n[r, s] = 1
+            sf[r, s, MEAN], sf[r, s, BELOW], sf[r, s, ABOVE] = x, 0.0, 0.0
+            si[r, s, N] = 1
         else:
-            m = float(mean[r, s])
+            m = float(sf[r, s, MEAN])
             floor = max(step[r] if step[r] < math.inf else 0.0, rel_floor * abs(m), 1e-9)
             d = x - m
             clipped = d  # while warming up, learn every value as it is
-            if _warm(n, days, r, s, warmup_days, warmup_points):
+            if _warm(si, r, s, warmup_days, warmup_points):
                 # residuals in a spread of both sides (a skewed series' mean residual is 0
                 # so), less what every series of the group moved (the weather, a cloud:
                 # not this sensor)
-                both = max(0.7413 * (float(above[r, s]) + float(below[r, s])), floor)
+                both = max(0.7413 * (float(sf[r, s, ABOVE]) + float(sf[r, s, BELOW])), floor)
                 g = group[j]
                 shift = 0.0
                 if g >= 0:  # in the metric's unit: a front warms every sensor by as much
@@ -129,26 +130,28 @@ def _seasonal(
                     common[g] = c + common_alpha * max(-limit, min(limit, d - c))
                     shift = common[g]
                 d -= shift  # from here on the baseline learns the sensor, not the weather
-                side = above[r, s] if d > 0 else below[r, s]  # skewed noise: a spread each side
+                side = (
+                    sf[r, s, ABOVE] if d > 0 else sf[r, s, BELOW]
+                )  # skewed noise: a spread each side
                 scale = max(1.4826 * float(side), floor)
-                out[j] = _calibrated(_unusual(x - shift, r, s, n, mean, scale, warmup_points))
+                out[j] = _calibrated(_unusual(x - shift, r, s, si, sf, scale, warmup_points))
                 drift[r] += beta * (max(-6.0, min(6.0, d / both)) - drift[r])
                 out_drift[j] = _calibrated(abs(drift[r]) * Z_HALF / drift_half)
                 # Huber-clipped from then on: one spike must not drag the baseline
                 clipped = max(-3.0 * scale, min(3.0 * scale, d))
             else:  # a weekend hour not yet learnt: the same hour on weekdays, and back
                 o = (s + 24) % 48
-                if _warm(n, days, r, o, warmup_days, warmup_points):
-                    side_o = above[r, o] if x > mean[r, o] else below[r, o]
+                if _warm(si, r, o, warmup_days, warmup_points):
+                    side_o = sf[r, o, ABOVE] if x > sf[r, o, MEAN] else sf[r, o, BELOW]
                     scale_o = max(1.4826 * float(side_o), floor)
-                    out[j] = _calibrated(_unusual(x, r, o, n, mean, scale_o, warmup_points))
+                    out[j] = _calibrated(_unusual(x, r, o, si, sf, scale_o, warmup_points))
             a = max(alpha_min, 1.0 / (k + 1))
-            mean[r, s] = m + a * clipped
+            sf[r, s, MEAN] = m + a * clipped
             if clipped > 0:
-                above[r, s] += a * (abs(clipped) - above[r, s])
+                sf[r, s, ABOVE] += a * (abs(clipped) - sf[r, s, ABOVE])
             else:
-                below[r, s] += a * (abs(clipped) - below[r, s])
-            n[r, s] = k + 1
+                sf[r, s, BELOW] += a * (abs(clipped) - sf[r, s, BELOW])
+            si[r, s, N] = k + 1
         if step[r] == 0.0:  # the series' first value: no step seen yet
             step[r] = math.inf
         elif 0.0 < abs(x - last[r]) < step[r]:
@@ -180,16 +183,12 @@ class Seasonal:
 
     def _allocate(self, rows: int) -> None:
         a, old = self.arrays, dict(self.arrays)
-        shapes = {"n": np.int32, "days": np.int32, "last_day": np.int32}
-        for name, dtype in shapes.items():
-            a[name] = np.zeros((rows, SLOTS), dtype=dtype)
-        a["mean"] = np.zeros((rows, SLOTS), dtype=np.float32)
-        a["below"] = np.zeros((rows, SLOTS), dtype=np.float32)
-        a["above"] = np.zeros((rows, SLOTS), dtype=np.float32)
+        a["slots_i"] = np.zeros((rows, SLOTS, 3), dtype=np.int32)  # N, DAYS, LAST_DAY
+        a["slots_f"] = np.zeros((rows, SLOTS, 3), dtype=np.float32)  # MEAN, BELOW, ABOVE
         a["step"] = np.zeros(rows)
         a["last"] = np.zeros(rows)
         a["drift"] = np.zeros(rows)
-        a["common"] = np.zeros(GROUPS)
+        a.setdefault("common", np.zeros(GROUPS))  # the weather: kept as series join
         for name, before in old.items():
             if name not in ("index", "common"):
                 a[name][: len(before)] = before
@@ -240,12 +239,8 @@ class Seasonal:
             params,
             self.warmup_days,
             self.warmup_points,
-            a["n"],
-            a["days"],
-            a["last_day"],
-            a["mean"],
-            a["below"],
-            a["above"],
+            a["slots_i"],
+            a["slots_f"],
             a["step"],
             a["last"],
             a["drift"],
