@@ -130,6 +130,19 @@ def run_detection(ticks: list[ValueColumns]) -> int:
     return changes
 
 
+def steady_rate(ticks: list[ValueColumns]) -> tuple[float, float]:
+    """Values/s of ``Detection`` on one tick once every series is known (median tick), and
+    the seconds its first tick took (100,000 new series: state allocated)."""
+    detection = Detection(timezone="America/Chicago")
+    times = []
+    for v in ticks:
+        start = time.perf_counter()
+        detection.observe(v, gateway=(v.device % 16).astype(np.int32), received=v.time_us)
+        detection.silence(int(v.time_us[0]))
+        times.append(time.perf_counter() - start)
+    return len(ticks[0]) / float(np.median(times[1:])), times[0]
+
+
 def largest_batch_ms(ticks: list[ValueColumns], values: int) -> float:
     """How long one ``observe`` of a ``values``-value batch holds its thread (warm state)."""
     detection = Detection(timezone="America/Chicago")
@@ -222,6 +235,11 @@ def main() -> None:
         f"ratio all detectors / pandas EWM: {d[1][0] / d[2][0]:.1f}x;"
         f" all detectors / deviation + flatline: {d[0][0] / d[2][0]:.2f}x;"
         f" {d[2][1]:,} episode changes"
+    )
+    rate, first = steady_rate(ticks[:30])
+    print(
+        f"all detectors, steady state (median tick of 30): {rate / 1e6:.2f} M values/s;"
+        f" first tick (100,000 new series) {first:.2f} s"
     )
     for n in (35_000, 100_000):
         print(f"one observe() of {n:,} values holds its thread {largest_batch_ms(ticks, n):.1f} ms")
