@@ -26,8 +26,11 @@ import time
 import numpy as np
 import pandas as pd
 
+from devices.catalog import METRICS, Kind
+from ingest.detect import Detection
 from processing.detectors import Combined, Deviation, Flatline
 from processing.windows import Windows
+from storage.writer import ValueColumns
 
 SIZE = 60_000_000
 TICK = 10_000_000
@@ -86,6 +89,72 @@ def run_detectors(s: np.ndarray, t: np.ndarray, v: np.ndarray, batch: int) -> in
     return flagged
 
 
+def city_columns(values: int, series: int) -> list[ValueColumns]:
+    """The stream as a city's values, one ``ValueColumns`` per tick: devices of the three
+    kinds with their catalog metrics, so every detector of ``Detection`` has work."""
+    kinds = [[m.id for m in METRICS if m.kind == k] for k in Kind]
+    device, metric = [], []
+    d = 0
+    while len(metric) < series:
+        ids = kinds[d % 3]
+        device += [d + 1] * len(ids)
+        metric += ids
+        d += 1
+    dev = np.array(device[:series], dtype=np.int32)
+    met = np.array(metric[:series], dtype=np.int16)
+    low, high = (
+        np.array([0.0] + [m.low for m in METRICS]),
+        np.array([0.0] + [m.high for m in METRICS]),
+    )
+    level = np.clip((low[met] + high[met]) / 1000 + 10, low[met], high[met])
+    rng = np.random.default_rng(7)
+    start = 1_763_359_200_000_000  # Monday 06:00 UTC
+    ticks = []
+    for k in range(values // series):
+        value = np.clip(level * (1 + 0.02 * rng.normal(size=series)), low[met], high[met])
+        t = np.full(series, start + k * TICK, dtype=np.int64)
+        reading = (dev - 1).astype(np.int32)
+        ticks.append(ValueColumns(t, dev, met, value, np.zeros(series, np.int32), reading))
+    return ticks
+
+
+def run_detection(ticks: list[ValueColumns]) -> int:
+    """Every detector of the live ingester (``ingest.detect.Detection``), a tick a batch,
+    with the silence check after each."""
+    detection = Detection(timezone="America/Chicago")
+    changes = 0
+    for v in ticks:
+        gateway = (v.device % 16).astype(np.int32)
+        changes += len(detection.observe(v, gateway=gateway, received=v.time_us))
+        changes += len(detection.silence(int(v.time_us[0])))
+    return changes
+
+
+def steady_rate(ticks: list[ValueColumns]) -> tuple[float, float]:
+    """Values/s of ``Detection`` on one tick once every series is known (median tick), and
+    the seconds its first tick took (100,000 new series: state allocated)."""
+    detection = Detection(timezone="America/Chicago")
+    times = []
+    for v in ticks:
+        start = time.perf_counter()
+        detection.observe(v, gateway=(v.device % 16).astype(np.int32), received=v.time_us)
+        detection.silence(int(v.time_us[0]))
+        times.append(time.perf_counter() - start)
+    return len(ticks[0]) / float(np.median(times[1:])), times[0]
+
+
+def largest_batch_ms(ticks: list[ValueColumns], values: int) -> float:
+    """How long one ``observe`` of a ``values``-value batch holds its thread (warm state)."""
+    detection = Detection(timezone="America/Chicago")
+    for v in ticks[:3]:
+        detection.observe(v)
+    v = ticks[3]
+    part = v.take(np.arange(len(v)) < values)
+    start = time.perf_counter()
+    detection.observe(part)
+    return (time.perf_counter() - start) * 1000
+
+
 def run_pandas_ewm(s: np.ndarray, t: np.ndarray, v: np.ndarray) -> int:  # type: ignore[type-arg]
     """The baseline for the detectors: pandas' grouped EWM mean and deviation, no scoring."""
     df = pd.DataFrame({"series": s, "value": v})
@@ -131,11 +200,14 @@ def main() -> None:
         "numpy (lexsort + reduceat)": best_of(args.runs, run_numpy, s, t, v),
         "pandas (groupby agg)": best_of(args.runs, run_pandas, s, t, v),
     }
+    ticks = city_columns(args.values, args.series)
+    run_detection(ticks[:2])  # compile (or load from cache) first
     detectors = {
         "numba detectors (deviation + flatline)": best_of(
             args.runs, run_detectors, s, t, v, args.series
         ),
         "pandas grouped EWM (mean, spread only)": best_of(args.runs, run_pandas_ewm, s, t, v),
+        "all detectors (ingest Detection)": best_of(args.runs, run_detection, ticks),
     }
     windows = {r for _, r in results.values()}
     print(
@@ -159,6 +231,18 @@ def main() -> None:
         f"ratio numba detectors / pandas EWM: {d[1][0] / d[0][0]:.1f}x;"
         f" {d[0][1]:,} values scored >= 0.5 in healthy random data"
     )
+    print(
+        f"ratio all detectors / pandas EWM: {d[1][0] / d[2][0]:.1f}x;"
+        f" all detectors / deviation + flatline: {d[0][0] / d[2][0]:.2f}x;"
+        f" {d[2][1]:,} episode changes"
+    )
+    rate, first = steady_rate(ticks[:30])
+    print(
+        f"all detectors, steady state (median tick of 30): {rate / 1e6:.2f} M values/s;"
+        f" first tick (100,000 new series) {first:.2f} s"
+    )
+    for n in (35_000, 100_000):
+        print(f"one observe() of {n:,} values holds its thread {largest_batch_ms(ticks, n):.1f} ms")
     with tempfile.TemporaryDirectory() as cache:
         cold, warm = start_up(cache), start_up(cache)
     print(f"start-up to first result: cold (compiling) {cold:.2f} s, warm (cached) {warm:.2f} s")

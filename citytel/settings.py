@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     batch_max_wait_s: float = 0.1
     receive_maximum: int = 20_000
     session_expiry_s: int = 7 * 86_400
+    timezone: str = "UTC"
+    """The city's time zone (IANA name): the hours of the detectors' daily baselines."""
 
     max_payload_bytes: int = 1 << 20
     max_readings_per_message: int = 10_000

@@ -68,6 +68,7 @@ def ingester(settings: Settings, database_url: str, mqtt_url: str) -> Ingester:
         batch_max_wait_s=settings.batch_max_wait_s,
         receive_maximum=settings.receive_maximum,
         session_expiry_s=settings.session_expiry_s,
+        timezone=settings.timezone,
     )
 
 

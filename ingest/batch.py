@@ -63,6 +63,8 @@ class Columns:
     messages: MessageColumns
     values: ValueColumns
     dead_letters: list[DeadLetterRow]
+    out_of_range: ValueColumns | None = None
+    """The values dead-lettered as outside their metric's range, for range-check episodes."""
 
 
 @dataclass(slots=True)
@@ -213,7 +215,10 @@ class BatchBuilder:
             time_us[reading], device_keys[reading], metric, value, r_msg[reading], reading
         )
         ok = self._check_values(values, kinds, bad_reading[reading], dead)
-        return Columns(messages, values.take(ok), dead)
+        with np.errstate(invalid="ignore"):
+            outside = (values.value < _LOW[metric]) | (values.value > _HIGH[metric])
+        outside &= (metric != 0) & ~bad_reading[reading]
+        return Columns(messages, values.take(ok), dead, values.take(outside))
 
     def _check_readings(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from types import TracebackType
@@ -28,12 +29,17 @@ from ingest.limits import Limits
 from ingest.mqtt import Broker, Delivery, Subscription
 from ingest.reasons import Reason
 from ingest.stats import IngestStats
+from processing.state import pack, unpack
+from storage.checkpoints import load_checkpoint, save_checkpoint
 from storage.database import Mode, connect, current_mode
-from storage.episodes import write_episodes
+from storage.episodes import EpisodeChange, write_episodes
 from storage.registry import DeviceUpsert, Registry
 from storage.writer import DeadLetterRow, ValueColumns, WriteResult, write_batch
 
 log = logging.getLogger(__name__)
+
+_INLINE = 20_000
+"""Batches with more values than this run the detectors in a thread, off the event loop."""
 
 
 class Ingester:
@@ -57,6 +63,9 @@ class Ingester:
         rollup_widths_s: tuple[int, ...] = (60, 900, 3600),
         allowed_lateness_s: float = 300.0,
         detect: bool = True,
+        timezone: str = "UTC",
+        dropout_check_s: float = 10.0,
+        checkpoint_s: float = 60.0,
     ) -> None:
         topics = subscriptions(prefix=topic_prefix)
         if share_group:
@@ -79,7 +88,10 @@ class Ingester:
         )
         self._registry = Registry()
         self._aggregator = Aggregator(widths_s=rollup_widths_s, lateness_s=allowed_lateness_s)
-        self._detection = Detection() if detect else None
+        self._detection = Detection(timezone=timezone) if detect else None
+        self._checkpoint_name = client_id
+        self._every = {"silence": dropout_check_s, "checkpoint": checkpoint_s}
+        self._due = {"silence": 0.0, "checkpoint": 0.0}
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._task: asyncio.Task[None] | None = None
         self._holding = 0
@@ -90,6 +102,8 @@ class Ingester:
         self._conn = await connect(self._database_url, autocommit=True)
         self.mode = await current_mode(self._conn)
         log.info("ingester storing in %s mode", self.mode)
+        if self._detection is not None:
+            await self._restore()
         await self._subscription.__aenter__()
         self._task = asyncio.create_task(self._run(), name="citytel-ingest")
         return self
@@ -104,6 +118,7 @@ class Ingester:
         await self._subscription.__aexit__(t, e, tb)
         if self._conn is not None:
             await self._flush_windows()
+            await self._checkpoint()
             await self._conn.close()
 
     async def _flush_windows(self) -> None:
@@ -127,6 +142,7 @@ class Ingester:
         subscription = self._subscription
         while True:
             await subscription.wait(self._batch_max_wait_s)
+            await self._periodic()
             deliveries = subscription.take()
             if not deliveries:
                 continue
@@ -229,19 +245,69 @@ class Ingester:
         if prepared:
             aggregator.confirm(prepared[0])
             self.stats.late_values = aggregator.late
-        if stored and self._detection is not None:
-            await self._detect(conn, stored[0])
+        if stored:
+            await self._detect(conn, columns, stored[0])
         return result
 
-    async def _detect(self, conn: psycopg.AsyncConnection[TupleRow], stored: ValueColumns) -> None:
+    async def _detect(
+        self, conn: psycopg.AsyncConnection[TupleRow], columns: Columns, stored: ValueColumns
+    ) -> None:
         """Anomaly episodes from the values just committed (their own transaction)."""
-        assert self._detection is not None
-        changes = self._detection.observe(stored)
+        detection = self._detection
+        if detection is None:
+            return
+        observe = functools.partial(
+            detection.observe,
+            stored,
+            gateway=columns.messages.gateway[stored.message],
+            out_of_range=columns.out_of_range,
+            received=columns.messages.received_at_us[stored.message],
+        )
+        # Large batches take tens of ms in the kernels (which release the GIL): off the loop.
+        changes = await asyncio.to_thread(observe) if len(stored) > _INLINE else observe()
+        await self._write_episodes(conn, changes)
+
+    async def _write_episodes(
+        self, conn: psycopg.AsyncConnection[TupleRow], changes: list[EpisodeChange]
+    ) -> None:
         try:
             await write_episodes(conn, changes)
         except StorageError as exc:  # the values are safe; these episode changes are not
             log.warning("could not write %d episode changes: %s", len(changes), exc)
-        self.stats.episodes_opened = dict(self._detection.opened)
+        if self._detection is not None:
+            self.stats.episodes_opened = dict(self._detection.opened)
+
+    async def _periodic(self) -> None:
+        """Every ``dropout_check_s``, episodes for silent devices and gateways; every
+        ``checkpoint_s``, the detectors' state to the database."""
+        if self._detection is None or self._conn is None or self._conn.closed:
+            return
+        now = time.monotonic()
+        if now >= self._due["silence"]:
+            self._due["silence"] = now + self._every["silence"]
+            changes = self._detection.silence(time.time_ns() // 1000)
+            await self._write_episodes(self._conn, changes)
+        if now >= self._due["checkpoint"]:
+            self._due["checkpoint"] = now + self._every["checkpoint"]
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        if self._detection is None or self._conn is None or self._conn.closed:
+            return
+        # compressing megabytes of state takes a while: off the loop (nothing else
+        # touches the detectors meanwhile: the ingest loop is waiting for this)
+        blob = await asyncio.to_thread(pack, self._detection.state())
+        try:
+            await save_checkpoint(self._conn, self._checkpoint_name, blob)
+        except StorageError as exc:
+            log.warning("could not checkpoint the detectors: %s", exc)
+
+    async def _restore(self) -> None:
+        assert self._detection is not None and self._conn is not None
+        blob = await load_checkpoint(self._conn, self._checkpoint_name)
+        if blob is not None:
+            self._detection.load(unpack(blob))
+            log.info("detector state restored from checkpoint %r", self._checkpoint_name)
 
     async def _reject(self, delivery: Delivery, exc: StorageError) -> None:
         """Dead-letter one message the database refuses even on its own."""

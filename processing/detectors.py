@@ -4,7 +4,8 @@ Each score is in [0, 1] and means the same on every series, so one threshold wor
 a quantised streetlight power series, a noisy PM2.5 series and a traffic speed series:
 
 - the deviation is measured in units of the series' own robust spread (an EWMA of the
-  absolute deviation), but that spread is never taken below a floor — the series'
+  absolute deviation, one for each side of the level: skewed noise has a longer tail on
+  one side), but that spread is never taken below a floor — the series'
   resolution (the smallest step seen between distinct values) and a small share of its
   level — so a series that barely moves does not turn tiny steps into huge z-scores;
 - z is mapped through one logistic curve: 0.5 at z = 4, 0.9 at z = 5.3, under 0.1 below
@@ -47,7 +48,8 @@ def _deviation(
     rel_floor: float,
     n: I64,
     mean: F64,
-    spread: F64,
+    below: F64,
+    above: F64,
     last: F64,
     step: F64,
     out: F64,
@@ -58,21 +60,25 @@ def _deviation(
         k = n[s]
         if k == 0:
             mean[s] = x
-            spread[s] = 0.0
+            below[s], above[s] = 0.0, 0.0
             last[s] = x
             step[s] = math.inf
             n[s] = 1
             out[j] = 0.0
             continue
         floor = max(step[s] if step[s] < math.inf else 0.0, rel_floor * abs(mean[s]), 1e-9)
-        scale = max(1.4826 * spread[s], floor)
         d = x - mean[s]
+        # a spread each side: skewed noise (PM2.5, counts) has a longer upper tail
+        scale = max(1.4826 * (above[s] if d > 0 else below[s]), floor)
         out[j] = _calibrated(abs(d) / scale) if k >= warmup else 0.0
         # Huber-clipped update: one spike must not drag the baseline after it.
         clipped = max(-3.0 * scale, min(3.0 * scale, d))
         a = max(alpha, 1.0 / (k + 1))  # a plain mean while young, an EWMA after
         mean[s] += a * clipped
-        spread[s] += a * (abs(clipped) - spread[s])
+        if d > 0:
+            above[s] += a * (abs(clipped) - above[s])
+        else:
+            below[s] += a * (abs(clipped) - below[s])
         diff = abs(x - last[s])
         if diff > 0.0 and diff < step[s]:
             step[s] = diff
@@ -141,7 +147,7 @@ class Deviation:
         self, *, alpha: float = 0.05, warmup: int = 30, rel_floor: float = 0.01, series: int = 1024
     ) -> None:
         self.alpha, self.warmup, self.rel_floor = alpha, warmup, rel_floor
-        self._state = _Dense(series, ("n",), ("mean", "spread", "last", "step"))
+        self._state = _Dense(series, ("n",), ("mean", "below", "above", "last", "step"))
 
     def update(self, series: I64, time: I64, value: F64) -> F64:
         """Scores in [0, 1], one per value, each from the values before it."""
@@ -157,7 +163,8 @@ class Deviation:
             self.rel_floor,
             a["n"],
             a["mean"],
-            a["spread"],
+            a["below"],
+            a["above"],
             a["last"],
             a["step"],
             out,

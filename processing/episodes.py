@@ -108,8 +108,9 @@ class Episodes:
             grow = max(int(s.max()) + 1, 2 * self._i.shape[1]) - self._i.shape[1]
             self._i = np.concatenate([self._i, np.zeros((4, grow), np.int64)], axis=1)
             self._f = np.concatenate([self._f, np.zeros((2, grow))], axis=1)
-        out_i = np.empty((2 * len(s), 4), dtype=np.int64)
-        out_f = np.empty((2 * len(s), 2), dtype=np.float64)
+        # a point opens or closes at most one episode of its series
+        out_i = np.empty((len(s), 4), dtype=np.int64)
+        out_f = np.empty((len(s), 2), dtype=np.float64)
         k = _track(
             s,
             np.ascontiguousarray(time, dtype=np.int64),

@@ -43,14 +43,18 @@ def _dropout(now: int, last: I64, gap: F64, n: I64, factor: float, warmup: int, 
 
 
 @numba.njit(cache=True, nogil=True)
-def _seen(series: I64, time: I64, last: I64, gap: F64, n: I64, alpha: float) -> None:
+def _seen(
+    series: I64, time: I64, arrived: I64, last: I64, event: I64, gap: F64, n: I64, alpha: float
+) -> None:
     for j in range(series.shape[0]):
         s, t = series[j], time[j]
-        if n[s] > 0 and t > last[s]:
-            g = t - last[s]
+        if n[s] > 0 and t > event[s]:  # the usual interval, in event time
+            g = t - event[s]
             gap[s] = g if n[s] == 1 else gap[s] + alpha * (g - gap[s])
-        if n[s] == 0 or t > last[s]:
-            last[s] = t
+        if n[s] == 0 or t > event[s]:
+            event[s] = t
+        if n[s] == 0 or arrived[j] > last[s]:
+            last[s] = arrived[j]
         n[s] += 1
 
 
@@ -62,25 +66,43 @@ class Dropout:
     ) -> None:
         self.factor, self.warmup, self.alpha = factor, warmup, alpha
         self._last = np.zeros(series, dtype=np.int64)
+        self._event = np.zeros(series, dtype=np.int64)
         self._gap = np.zeros(series, dtype=np.float64)
         self._n = np.zeros(series, dtype=np.int64)
 
-    def update(self, series: I64, time: I64) -> None:
-        """Note when each series was heard (any order; the newest time counts)."""
+    def update(self, series: I64, time: I64, arrived: I64 | None = None) -> None:
+        """Note when each series was heard (any order; the newest time counts).
+
+        The usual interval is learnt from event ``time``; silence is judged on ``arrived``
+        (default: ``time``), so a burst of replayed readings is no new usual interval.
+        """
         s = np.ascontiguousarray(series, dtype=np.int64)
         if len(s) and int(s.max()) >= len(self._n):
             grow = max(int(s.max()) + 1, 2 * len(self._n)) - len(self._n)
             self._last = np.r_[self._last, np.zeros(grow, np.int64)]
+            self._event = np.r_[self._event, np.zeros(grow, np.int64)]
             self._gap = np.r_[self._gap, np.zeros(grow)]
             self._n = np.r_[self._n, np.zeros(grow, np.int64)]
+        t = np.ascontiguousarray(time, dtype=np.int64)
         _seen(
             s,
-            np.ascontiguousarray(time, dtype=np.int64),
+            t,
+            t if arrived is None else np.ascontiguousarray(arrived, dtype=np.int64),
             self._last,
+            self._event,
             self._gap,
             self._n,
             self.alpha,
         )
+
+    def heard(self) -> npt.NDArray[np.bool_]:
+        """Which series ids have been heard at all."""
+        heard: npt.NDArray[np.bool_] = self._n > 0
+        return heard
+
+    def last_heard(self) -> I64:
+        """When each series was last heard (its newest time)."""
+        return self._last
 
     def scores(self, now: int) -> F64:
         """A score per series id for how overdue it is at ``now``."""

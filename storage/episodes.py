@@ -12,7 +12,10 @@ from storage.database import map_errors
 
 @dataclass(frozen=True, slots=True)
 class EpisodeChange:
-    device: int
+    """An episode that opened or closed: of a device (metric None: the whole device), or of
+    a whole gateway (device None, gateway set)."""
+
+    device: int | None
     metric: int | None
     detector: str
     opened: bool  # else closed
@@ -20,6 +23,7 @@ class EpisodeChange:
     end_us: int
     peak: float
     observed: float
+    gateway: int | None = None
 
 
 def severity(peak: float) -> str:
@@ -28,15 +32,20 @@ def severity(peak: float) -> str:
 
 
 _OPEN = (
-    "INSERT INTO episodes (device, metric, detector, started_at, peak_score, severity, observed)"
-    " VALUES (%s, %s, %s, 'epoch'::timestamptz + %s * INTERVAL '1 microsecond', %s, %s, %s)"
-    " ON CONFLICT DO NOTHING"
+    "INSERT INTO episodes (device, metric, gateway, detector, started_at, peak_score, severity,"
+    " observed) VALUES (%s, %s, %s, %s, 'epoch'::timestamptz + %s * INTERVAL '1 microsecond',"
+    " %s, %s, %s) ON CONFLICT DO NOTHING"
 )
-_CLOSE = (
+_SET = (
     "UPDATE episodes SET ended_at = 'epoch'::timestamptz + %s * INTERVAL '1 microsecond',"
     " peak_score = %s, severity = %s, observed = %s, updated_at = now()"
-    " WHERE device = %s AND coalesce(metric, -1) = coalesce(%s::int2, -1) AND detector = %s"
-    " AND ended_at IS NULL"
+)
+_CLOSE = (
+    _SET + " WHERE device = %s AND coalesce(metric, -1) = coalesce(%s::int2, -1)"
+    " AND detector = %s AND ended_at IS NULL"
+)
+_CLOSE_GATEWAY = (
+    _SET + " WHERE device IS NULL AND gateway = %s AND detector = %s AND ended_at IS NULL"
 )
 
 
@@ -49,29 +58,13 @@ async def write_episodes(
     with map_errors():
         async with conn.transaction(), conn.cursor() as cur:
             for c in changes:
+                level = severity(c.peak)
                 if c.opened:
-                    await cur.execute(
-                        _OPEN,
-                        (
-                            c.device,
-                            c.metric,
-                            c.detector,
-                            c.start_us,
-                            c.peak,
-                            severity(c.peak),
-                            c.observed,
-                        ),
-                    )
+                    subject = (c.device, c.metric, c.gateway, c.detector, c.start_us)
+                    await cur.execute(_OPEN, (*subject, c.peak, level, c.observed))
+                    continue
+                end = (c.end_us, c.peak, level, c.observed)
+                if c.device is None:
+                    await cur.execute(_CLOSE_GATEWAY, (*end, c.gateway, c.detector))
                 else:
-                    await cur.execute(
-                        _CLOSE,
-                        (
-                            c.end_us,
-                            c.peak,
-                            severity(c.peak),
-                            c.observed,
-                            c.device,
-                            c.metric,
-                            c.detector,
-                        ),
-                    )
+                    await cur.execute(_CLOSE, (*end, c.device, c.metric, c.detector))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from citytel.local import LocalMosquitto
@@ -13,18 +15,20 @@ from tests.helpers import T0_MS, publish, query, reading, telemetry, wait_until
 MIN_MS = 60_000
 
 
-async def test_a_noise_spike_opens_and_closes_one_deviation_episode(
+async def test_a_voltage_spike_opens_and_closes_one_deviation_episode(
     database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
 ) -> None:
     rng = np.random.default_rng(9)
-    noise = 55 + rng.normal(0, 1, 150)
-    noise[120:122] = 95.0  # a jackhammer for two minutes
+    noise = 120 + rng.normal(0, 1, 150)
+    noise[120:122] = 160.0  # a surge on the feeder for two minutes (no daily rhythm to learn)
     t = topic("gw-e", "telemetry", prefix=topic_prefix)
     messages = [
         (
             t,
             telemetry(
-                "gw-e", i + 1, [reading("env-e", T0_MS + i * MIN_MS, noise_dba=round(float(x), 2))]
+                "gw-e",
+                i + 1,
+                [reading("sl-e", T0_MS + i * MIN_MS, voltage_v=round(float(x), 2))],
             ),
         )
         for i, x in enumerate(noise)
@@ -49,9 +53,9 @@ async def test_a_noise_spike_opens_and_closes_one_deviation_episode(
     )
     assert len(rows) == 1, rows
     name, detector, start, end, peak, severity, observed = rows[0]
-    assert (name, detector) == ("noise_dba", "deviation")
+    assert (name, detector) == ("voltage_v", "deviation")
     assert start == T0_MS + 120 * MIN_MS and end == T0_MS + 121 * MIN_MS
-    assert peak > 0.99 and severity == "high" and observed == 95.0
+    assert peak > 0.99 and severity == "high" and observed == 160.0
     assert ingester.stats.episodes_opened == {"deviation": 1}
 
 
@@ -102,3 +106,102 @@ async def test_a_lamp_out_at_night_is_a_device_episode(
 
 async def _delivered(ingester: Ingester, n: int) -> bool:
     return ingester.stats.deliveries >= n
+
+
+def _voltage(gateway: str, device: str, prefix: str, values: list[float], seq0: int = 0):  # type: ignore[no-untyped-def]
+    t = topic(gateway, "telemetry", prefix=prefix)
+    return [
+        (
+            t,
+            telemetry(
+                gateway, seq0 + i + 1, [reading(device, T0_MS + (seq0 + i) * MIN_MS, voltage_v=x)]
+            ),
+        )
+        for i, x in enumerate(values)
+    ]
+
+
+def _ingester(database_url: str, mosquitto: LocalMosquitto, prefix: str, **kw: float) -> Ingester:
+    return Ingester(
+        database_url=database_url,
+        broker=Broker(port=mosquitto.port),
+        client_id=f"cp-{prefix}",
+        topic_prefix=prefix,
+        batch_max_wait_s=0.02,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_a_restart_keeps_baselines_and_does_not_reopen_an_episode(
+    database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
+) -> None:
+    rng = np.random.default_rng(3)
+    calm = [round(float(x), 2) for x in 120 + rng.normal(0, 1, 140)]
+    first = _voltage("gw-c", "sl-c", topic_prefix, [*calm[:130], 160.0, 161.0])
+    async with _ingester(database_url, mosquitto, topic_prefix) as ingester:
+        await publish(mosquitto, first)
+        await wait_until(lambda: _delivered(ingester, len(first)))
+    saved = await query(database_url, "SELECT name, length(state) > 0 FROM detector_state")
+    assert saved == [(f"cp-{topic_prefix}", True)]
+    open_ = "SELECT count(*) FILTER (WHERE ended_at IS NULL), count(*) FROM episodes"
+    assert await query(database_url, open_) == [(1, 1)]
+    # a new process: the episode goes on (no second one), then closes on calm values;
+    # with its baseline restored, a new surge is an episode at once (no warm-up again)
+    second = _voltage("gw-c", "sl-c", topic_prefix, [162.0, *calm[130:136], 165.0], seq0=132)
+    async with _ingester(database_url, mosquitto, topic_prefix) as ingester:
+        await publish(mosquitto, second)
+        await wait_until(lambda: _delivered(ingester, len(second)))
+    rows = await query(
+        database_url, "SELECT ended_at IS NULL, observed FROM episodes ORDER BY started_at"
+    )
+    assert [r[0] for r in rows] == [False, True]  # closed, and a new one open
+    assert rows[0][1] in (160.0, 161.0, 162.0) and rows[1][1] == 165.0
+
+
+async def test_a_silent_gateway_is_one_episode_and_its_return_closes_it(
+    database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
+) -> None:
+    t = topic("gw-s", "telemetry", prefix=topic_prefix)
+    now_ms = int(time.time() * 1000)
+
+    def message(i: int) -> tuple[str, bytes]:  # a reading a second, as of 10 s ago
+        ts = now_ms - 10_000 + i * 1_000
+        return t, telemetry(
+            "gw-s", i + 1, [reading(d, ts, voltage_v=120.0) for d in ("sl-s1", "sl-s2")]
+        )
+
+    ingester = _ingester(database_url, mosquitto, topic_prefix, dropout_check_s=0.1)
+    async with ingester:
+        await publish(mosquitto, [message(i) for i in range(10)])
+        await wait_until(lambda: _delivered(ingester, 10))
+        sql = "SELECT gateway IS NOT NULL, device, ended_at IS NULL FROM episodes"
+        await wait_until(lambda: _rows(database_url, sql, [(True, None, True)]), within_s=10)
+        await publish(mosquitto, [message(i) for i in range(10, 20)])
+        await wait_until(lambda: _rows(database_url, sql, [(True, None, False)]), within_s=10)
+    assert ingester.stats.episodes_opened == {"gateway_silent": 1}
+
+
+async def test_out_of_range_values_are_dead_letters_and_a_range_episode(
+    database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
+) -> None:
+    values = [55.0] * 5 + [-9999.0] * 3 + [56.0] * 5
+    t = topic("gw-r", "telemetry", prefix=topic_prefix)
+    messages = [
+        (t, telemetry("gw-r", i + 1, [reading("env-r", T0_MS + i * MIN_MS, noise_dba=x)]))
+        for i, x in enumerate(values)
+    ]
+    async with _ingester(database_url, mosquitto, topic_prefix) as ingester:
+        await publish(mosquitto, messages)
+        await wait_until(lambda: _delivered(ingester, len(messages)))
+    letters = await query(database_url, "SELECT count(*) FROM dead_letters")
+    assert letters == [(3,)]
+    rows = await query(
+        database_url,
+        "SELECT detector, (extract(epoch FROM started_at) * 1000)::bigint,"
+        " (extract(epoch FROM ended_at) * 1000)::bigint, observed, severity FROM episodes",
+    )
+    assert rows == [("range", T0_MS + 5 * MIN_MS, T0_MS + 7 * MIN_MS, -9999.0, "high")]
+
+
+async def _rows(database_url: str, sql: str, expected: list[tuple[object, ...]]) -> bool:
+    return await query(database_url, sql) == expected
