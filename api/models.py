@@ -162,6 +162,7 @@ class Anomaly(BaseModel):
         {
             "id": 17,
             "device": "sl-0042",
+            "gateway": "gw-01",
             "kind": "streetlight",
             "metric": None,
             "detector": "lamp_out",
@@ -174,9 +175,10 @@ class Anomaly(BaseModel):
         }
     )
     id: int
-    device: str
+    device: str | None = Field(description="null for an episode of a whole gateway (silent)")
+    gateway: str | None = Field(description="the device's gateway, or the silent gateway")
     kind: Kind | None
-    metric: str | None = Field(description="null for rules about a whole device")
+    metric: str | None = Field(description="null for rules about a whole device or gateway")
     detector: str
     started_at: AwareDatetime
     ended_at: AwareDatetime | None

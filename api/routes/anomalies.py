@@ -26,6 +26,9 @@ async def anomalies(
     end: Annotated[Rfc3339 | None, Query(alias="to", description="Started before")] = None,
     kind: Kind | None = None,
     device: str | None = None,
+    gateway: Annotated[
+        str | None, Query(description="The gateway's own episodes and its devices'")
+    ] = None,
     metric: str | None = None,
     detector: Annotated[str | None, Query(examples=["lamp_out", "deviation"])] = None,
     severity: Severity | None = None,
@@ -39,6 +42,7 @@ async def anomalies(
         end=end,
         kind=kind,
         device=device,
+        gateway=gateway,
         metric=metric,
         detector=detector,
         severity=severity,

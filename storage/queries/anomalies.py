@@ -20,6 +20,8 @@ class AnomalyFilter:
     """Episodes started before this time."""
     kind: str | None = None
     device: str | None = None
+    gateway: str | None = None
+    """The gateway's own episodes (a silent gateway) and those of its devices."""
     metric: str | None = None
     detector: str | None = None
     severity: str | None = None
@@ -28,15 +30,17 @@ class AnomalyFilter:
 
 
 _LIST = """
-SELECT e.id, d.device_id AS device, d.kind, m.name AS metric, e.detector, e.started_at,
-       e.ended_at, e.peak_score, e.severity, e.observed
+SELECT e.id, d.device_id AS device, g.gateway_id AS gateway, d.kind, m.name AS metric,
+       e.detector, e.started_at, e.ended_at, e.peak_score, e.severity, e.observed
 FROM episodes e
-JOIN devices d ON d.id = e.device
+LEFT JOIN devices d ON d.id = e.device
+LEFT JOIN gateways g ON g.id = coalesce(e.gateway, d.gateway)
 LEFT JOIN metrics m ON m.id = e.metric
 WHERE (%(start)s::timestamptz IS NULL OR e.ended_at IS NULL OR e.ended_at >= %(start)s)
   AND (%(end)s::timestamptz IS NULL OR e.started_at < %(end)s)
   AND (%(kind)s::text IS NULL OR d.kind = %(kind)s)
   AND (%(device)s::text IS NULL OR d.device_id = %(device)s)
+  AND (%(gateway)s::text IS NULL OR g.gateway_id = %(gateway)s)
   AND (%(metric)s::text IS NULL OR m.name = %(metric)s)
   AND (%(detector)s::text IS NULL OR e.detector = %(detector)s)
   AND (%(severity)s::text IS NULL OR e.severity = %(severity)s)

@@ -2,7 +2,7 @@
 
 Two gateways, five devices (one never announced), values every 15 minutes over the
 daylight-saving changes of America/Chicago (2025-11-02, a 25-hour day, and 2026-03-08, a
-23-hour day), a noise spike (a closed deviation episode), a lamp that goes out at night
+23-hour day), a mains surge (a closed deviation episode), a lamp that goes out at night
 (an open lamp_out episode), two seqs never sent (lost messages), one malformed message
 (a dead letter), and gateway statuses. Tests read it through the API and check the
 answers against the raw rows in the database.
@@ -36,7 +36,7 @@ from tests.helpers import publish, query, reading, telemetry, wait_until
 FALL = datetime(2025, 11, 1, 5, tzinfo=UTC)  # 2025-11-01 00:00 in Chicago (CDT)
 SPRING = datetime(2026, 3, 7, 6, tzinfo=UTC)  # 2026-03-07 00:00 in Chicago (CST)
 DAYS = 4
-NOISE_AT = datetime(2026, 3, 9, 12, tzinfo=UTC)
+SURGE_AT = datetime(2026, 3, 9, 12, tzinfo=UTC)
 NIGHT = datetime(2026, 3, 10, 3, tzinfo=UTC)
 LOST_SEQS = (50, 51)  # gw-s never sends these
 
@@ -79,12 +79,12 @@ def _readings() -> dict[str, dict[datetime, list[dict[str, Any]]]]:
             add("gw-s", t, "tr-1", speed_kmh=float(40 + i % 13), occupancy_pct=float(i % 7))
             add("gw-n", t, "sl-2", power_w=float(50 + i % 5), dim_pct=80.0)
             add("gw-n", t, "sl-x", power_w=float(i % 3))  # never announced
-    for i in range(150):  # minute noise levels; a jackhammer for two minutes
+    for i in range(160):  # minute mains voltage, past the detectors' warm-up; a surge at 140
         add(
-            "gw-s",
-            NOISE_AT + timedelta(minutes=i),
-            "env-1",
-            noise_dba=95.0 if i in (120, 121) else 55.0 + (i * 7919 % 13) / 10,
+            "gw-n",
+            SURGE_AT + timedelta(minutes=i, seconds=30),
+            "sl-2",
+            voltage_v=160.0 if i in (140, 141) else 120.0 + (i * 7919 % 13) / 10,
         )
     for i in range(60):  # ten-minute readings through a night; the lamp fails at 30
         add(

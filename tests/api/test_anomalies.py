@@ -7,7 +7,9 @@ from typing import Any
 
 import httpx
 
-from tests.api.conftest import NIGHT, NOISE_AT, City
+from storage.database import connect
+from storage.episodes import EpisodeChange, write_episodes
+from tests.api.conftest import NIGHT, SURGE_AT, City, api_client, new_key
 from tests.helpers import query
 
 
@@ -49,18 +51,20 @@ async def test_the_lamp_out_is_the_open_one(reader: httpx.AsyncClient) -> None:
 
 
 async def test_filters(reader: httpx.AsyncClient) -> None:
-    noise = await _items(reader, device="env-1", metric="noise_dba", detector="deviation")
-    assert len(noise) == 1 and noise[0]["observed"] == 95.0 and noise[0]["kind"] == "environment"
-    assert datetime.fromisoformat(noise[0]["started_at"]) >= NOISE_AT
-    assert {a["device"] for a in await _items(reader, kind="streetlight")} == {"sl-1"}
+    surge = await _items(reader, device="sl-2", metric="voltage_v", detector="deviation")
+    assert len(surge) == 1 and surge[0]["observed"] == 160.0 and surge[0]["kind"] == "streetlight"
+    assert datetime.fromisoformat(surge[0]["started_at"]) >= SURGE_AT
+    assert {a["device"] for a in await _items(reader, kind="streetlight")} == {"sl-1", "sl-2"}
+    assert await _items(reader, kind="environment") == []
+    assert {a["device"] for a in await _items(reader, gateway="gw-n")} == {"sl-1", "sl-2"}
     assert all(a["severity"] == "high" for a in await _items(reader, severity="high"))
     assert await _items(reader, severity="low") == [
         a for a in await _items(reader) if a["severity"] == "low"
     ]
-    before_noise = await _items(reader, to=NOISE_AT.isoformat())
-    assert before_noise == []
+    before_surge = await _items(reader, to=SURGE_AT.isoformat())
+    assert before_surge == []
     after_night = await _items(reader, **{"from": NIGHT.isoformat()})
-    assert {a["device"] for a in after_night} == {"sl-1"}  # the noise episode ended before
+    assert {a["device"] for a in after_night} == {"sl-1"}  # the surge's episode ended before
 
 
 async def test_pages_walk_every_episode_once(reader: httpx.AsyncClient) -> None:
@@ -87,3 +91,26 @@ async def test_bad_parameters_are_422(reader: httpx.AsyncClient) -> None:
         r = await reader.get("/v1/anomalies", params=params)
         assert r.status_code == 422, params
         assert r.json()["type"] == "/problems/validation"
+
+
+async def test_a_silent_gateway_is_an_episode_of_the_gateway(city: City) -> None:
+    """Written as the ingester writes a gateway's silence, on the spare copy of the city."""
+    url = city.spare_url
+    ((gw_s,),) = await query(url, "SELECT id FROM gateways WHERE gateway_id = 'gw-s'")
+    start_us = int(NIGHT.timestamp() * 1e6)
+    silent = EpisodeChange(None, None, "gateway_silent", True, start_us, start_us, 0.9, 0.0, gw_s)
+    conn = await connect(url)
+    try:
+        await write_episodes(conn, [silent])
+    finally:
+        await conn.close()
+    async with api_client(url, await new_key(url, "reader")) as client:
+        listed = await _items(client, detector="gateway_silent")
+        assert [(a["device"], a["gateway"], a["metric"], a["open"]) for a in listed] == [
+            (None, "gw-s", None, True)
+        ]
+        of_gw_s = await _items(client, gateway="gw-s")
+        everything = await _items(client)
+        assert listed[0] in of_gw_s
+        assert of_gw_s == [a for a in everything if a["gateway"] == "gw-s"]
+        assert {a["gateway"] for a in everything} == {"gw-n", "gw-s"}

@@ -88,11 +88,12 @@ async def test_one_device_has_its_metrics_and_last_seen(
 
 async def test_latest_of_one_and_of_many_devices(reader: httpx.AsyncClient, city: City) -> None:
     one = (await reader.get("/v1/devices/sl-2/latest")).json()["items"]
-    assert {i["metric"] for i in one} == {"power_w", "dim_pct"}
+    assert {i["metric"] for i in one} == {"power_w", "dim_pct", "voltage_v"}
     many = (await reader.get("/v1/latest", params={"device": ["sl-2", "tr-1", "nope"]})).json()
     assert {(i["device_id"], i["metric"]) for i in many["items"]} == {
         ("sl-2", "power_w"),
         ("sl-2", "dim_pct"),
+        ("sl-2", "voltage_v"),
         ("tr-1", "speed_kmh"),
         ("tr-1", "occupancy_pct"),
     }
