@@ -164,6 +164,10 @@ async def up(settings: Settings, *, simulate: bool = True) -> None:
                 ends.database_url,
                 ends.mqtt_url,
             )
+            log.info(
+                "an API key for /v1: CITYTEL_DATABASE_URL=%s citytel apikey create --role reader",
+                ends.database_url,
+            )
             # The ingester's loop ends only by failing: then stop everything, loudly.
             ingesting = asyncio.create_task(ingest.wait(), name="citytel-ingest-watch")
             while not ingesting.done():
