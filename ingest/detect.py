@@ -226,31 +226,32 @@ class Detection:
         self, series: I64, metric: npt.NDArray[np.int16], t: I64, x: F64
     ) -> list[EpisodeChange]:
         changes: list[EpisodeChange] = []
-        scored, flat = _SEASONAL[metric] | _PLAIN[metric], _FLAT[metric]
+        m = metric.astype(np.intp)  # a table indexed by int16 is several times slower
+        scored, flat = _SEASONAL[m] | _PLAIN[m], _FLAT[m]
         if not (scored.any() or flat.any()):
             return changes
         slot = self._slots(series)
         gathered = None
         if scored.any():
-            s, ts, xs, ms = slot[scored], t[scored], x[scored], metric[scored]
+            i = np.flatnonzero(scored)
+            s, ts, xs, ms = slot[i], t[i], x[i], m[i]
             gathered = s, ts, xs
             score = self._deviation.update(s, ts, xs)  # against the recent level
-            seasonal = _SEASONAL[ms]
-            if seasonal.any():  # and, with a daily rhythm, against the usual at this hour
-                ss, st = s[seasonal], ts[seasonal]
+            seasonal = np.flatnonzero(_SEASONAL[ms])
+            if len(seasonal):  # and, with a daily rhythm, against the usual at this hour
+                ss, st, sx, sm = s[seasonal], ts[seasonal], xs[seasonal], ms[seasonal]
                 self._seasonal.utc_offset_s = self._offset(int(st[0]))
-                usual, drift = self._seasonal.update(
-                    ss, st, xs[seasonal], ms[seasonal].astype(np.int64)
-                )
+                usual, drift = self._seasonal.update(ss, st, sx, sm)
                 score[seasonal] = np.minimum(usual, score[seasonal])
-                drift[~_DRIFTING[ms[seasonal]]] = 0.0
-                changes += self._track("drift", ss, st, drift, xs[seasonal], by_slot=True)
+                drift[~_DRIFTING[sm]] = 0.0
+                changes += self._track("drift", ss, st, drift, sx, by_slot=True)
             changes += self._track("deviation", s, ts, score, xs, by_slot=True)
         if flat.any():
             if gathered is not None and (flat == scored).all():  # the same values (as now)
                 s, ts, xs = gathered
             else:
-                s, ts, xs = slot[flat], t[flat], x[flat]
+                i = np.flatnonzero(flat)
+                s, ts, xs = slot[i], t[i], x[i]
             scores = self._flatline.update(s, ts, xs)
             changes += self._track("flatline", s, ts, scores, xs, by_slot=True)
         return changes
