@@ -98,7 +98,7 @@ def _seasonal(
     out_drift: F64,
 ) -> None:
     alpha_min, beta, drift_half, rel_floor, common_alpha = p[0], p[1], p[2], p[3], p[4]
-    hour_start, s, day = 1, 0, 0  # the local hour last seen (none yet: not a multiple)
+    hour_start, s, day = -(1 << 62), 0, 0  # the local hour last seen (none yet)
     for j in range(row.shape[0]):
         r, x = row[j], value[j]
         local = time[j] // 1_000_000 + offset_s
