@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from processing.detectors import Deviation
@@ -93,7 +95,7 @@ def test_batches_of_any_size_score_as_one_batch() -> None:
     edges = np.r_[0, np.sort(np.random.default_rng(3).integers(0, len(c.value), 40)), len(c.value)]
     parts = [
         cut.update(c.device[a:b], c.time[a:b], c.value[a:b], group[a:b])
-        for a, b in zip(edges[:-1], edges[1:], strict=True)
+        for a, b in pairwise(edges.tolist())
     ]
     for i in (0, 1):  # the seasonal score, then drift
         np.testing.assert_array_equal(np.concatenate([p[i] for p in parts]), whole[i])
