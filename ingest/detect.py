@@ -176,8 +176,8 @@ class Detection:
         """Every detector's and episode tracker's state, to checkpoint."""
         return arrays_of(self)
 
-    def load(self, arrays: Arrays) -> None:
-        """Put back a state from ``state`` (after a restart).
+    def load(self, arrays: Arrays) -> bool:
+        """Put back a state from ``state`` (after a restart); False if it was discarded.
 
         A state of another layout (an older citytel's) is discarded with a warning: the
         detectors then warm up again.
@@ -186,8 +186,9 @@ class Detection:
         if layout is None or layout.tolist() != [LAYOUT]:
             found = "none" if layout is None else layout.tolist()
             log.warning("detector state of layout %s, not %d: discarded", found, LAYOUT)
-            return
+            return False
         load_arrays(self, arrays)
+        return True
 
     def _slots(self, series: I64) -> I64:
         """Each series' slot, new series given the next free ones."""

@@ -86,7 +86,7 @@ def test_a_restored_state_scores_as_the_original_would() -> None:
     original = Detection(timezone="America/Chicago")
     original.observe(v.take(first), gateway=gateway[first])
     restored = Detection(timezone="America/Chicago")
-    restored.load(unpack(pack(original.state())))
+    assert restored.load(unpack(pack(original.state())))
     assert original.state().keys() == restored.state().keys()
     second[-50:] = False
     second[-60:-55] = True
@@ -110,7 +110,7 @@ def test_a_state_of_an_older_layout_is_discarded_with_a_warning(
     old = {k: a for k, a in warm.state().items() if k not in ("_layout", "_slot_of", "_series_of")}
     restored = Detection(timezone="America/Chicago")
     with caplog.at_level("WARNING", logger="ingest.detect"):
-        restored.load(old)
+        assert not restored.load(old)
     assert "discarded" in caplog.text
     fresh = Detection(timezone="America/Chicago")
     assert {k: a.tolist() for k, a in restored.state().items()} == {
