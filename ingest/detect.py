@@ -11,6 +11,7 @@ together. ``silence`` asks, at any time, which devices and gateways have gone qu
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -23,14 +24,20 @@ from ingest.aggregate import METRIC_SLOTS
 from processing.checks import DeadDetector, Flicker, range_scores
 from processing.detectors import Deviation, Flatline
 from processing.episodes import OPENED, Changes, Episodes
-from processing.rules import LIT_W, Dropout, StreetlightRules, TrafficRules
+from processing.rules import LIT_W, Dropout, StreetlightRules, TrafficRules, pivot_readings
 from processing.seasonal import Seasonal
 from processing.state import Arrays, arrays_of, load_arrays
 from storage.episodes import EpisodeChange
 from storage.writer import ValueColumns
 
+log = logging.getLogger(__name__)
+
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
+
+LAYOUT = 2
+"""The state's layout, checkpointed with it. 2: the value detectors' and their episode
+trackers' state by compact slot (``_slot_of``), not by series id."""
 
 _POWER, _DIM, _LUX = (BY_NAME[n].id for n in ("power_w", "dim_pct", "ambient_lux"))
 _SPEED, _VOLUME, _OCCUPANCY = (BY_NAME[n].id for n in ("speed_kmh", "volume_veh", "occupancy_pct"))
@@ -77,7 +84,8 @@ def _mask(ids: frozenset[int]) -> npt.NDArray[np.bool_]:
 
 
 _SEASONAL, _PLAIN, _FLAT, _DRIFTING = _mask(SEASONAL), _mask(PLAIN), _mask(FLAT), _mask(DRIFTING)
-_PIVOTED = _mask(frozenset(_PIVOT))
+_COLUMN = np.full(METRIC_SLOTS, -1, dtype=np.int64)  # a pivoted metric's column
+_COLUMN[list(_PIVOT)] = np.arange(len(_PIVOT))
 _LOW, _HIGH = np.zeros(METRIC_SLOTS), np.zeros(METRIC_SLOTS)
 for _m in METRICS:
     _LOW[_m.id], _HIGH[_m.id] = _m.low, _m.high
@@ -104,6 +112,12 @@ class Detection:
         self._devices = Dropout()
         self._gateways = Dropout(factor=5.0)
         self._device_gateway = np.full(1024, -1, dtype=np.int64)
+        # Series ids (device x 64 + metric) are sparse: the value detectors and their
+        # episode trackers keep their state by slot, a dense number given to each series
+        # as it first appears, so a batch touches a few compact arrays in order.
+        self._slot_of = np.full(0, -1, dtype=np.int64)  # series id -> slot, -1: none yet
+        self._series_of = np.zeros(0, dtype=np.int64)  # slot -> series id
+        self._layout = np.array([LAYOUT], dtype=np.int64)
         names = (*VALUE_DETECTORS, *RULES, *SILENCE)
         self._episodes = {n: Episodes(open_at=open_at, close_below=close_below) for n in names}
         self.opened: Counter[str] = Counter()
@@ -162,9 +176,37 @@ class Detection:
         """Every detector's and episode tracker's state, to checkpoint."""
         return arrays_of(self)
 
-    def load(self, arrays: Arrays) -> None:
-        """Put back a state from ``state`` (after a restart)."""
+    def load(self, arrays: Arrays) -> bool:
+        """Put back a state from ``state`` (after a restart); False if it was discarded.
+
+        A state of another layout (an older citytel's) is discarded with a warning: the
+        detectors then warm up again.
+        """
+        layout = arrays.get("_layout")
+        if layout is None or layout.tolist() != [LAYOUT]:
+            found = "none" if layout is None else layout.tolist()
+            log.warning("detector state of layout %s, not %d: discarded", found, LAYOUT)
+            return False
         load_arrays(self, arrays)
+        return True
+
+    def _slots(self, series: I64) -> I64:
+        """Each series' slot, new series given the next free ones."""
+        index = self._slot_of
+        need = int(series.max()) + 1
+        if need > len(index):
+            grown = np.full(max(need, 2 * len(index)), -1, dtype=np.int64)
+            grown[: len(index)] = index
+            self._slot_of = index = grown
+        slots: I64 = index[series]
+        new = slots < 0
+        if new.any():
+            fresh = np.unique(series[new])
+            used = len(self._series_of)
+            index[fresh] = np.arange(used, used + len(fresh))
+            self._series_of = np.concatenate([self._series_of, fresh])
+            slots = index[series]
+        return slots
 
     def _counted(self, changes: list[EpisodeChange]) -> list[EpisodeChange]:
         self.opened.update(c.detector for c in changes if c.opened)
@@ -185,30 +227,34 @@ class Detection:
         self, series: I64, metric: npt.NDArray[np.int16], t: I64, x: F64
     ) -> list[EpisodeChange]:
         changes: list[EpisodeChange] = []
-        scored, flat = _SEASONAL[metric] | _PLAIN[metric], _FLAT[metric]
+        m = metric.astype(np.intp)  # a table indexed by int16 is several times slower
+        scored, flat = _SEASONAL[m] | _PLAIN[m], _FLAT[m]
+        if not (scored.any() or flat.any()):
+            return changes
+        slot = self._slots(series)
         gathered = None
         if scored.any():
-            s, ts, xs, ms = series[scored], t[scored], x[scored], metric[scored]
+            i = np.flatnonzero(scored)
+            s, ts, xs, ms = slot[i], t[i], x[i], m[i]
             gathered = s, ts, xs
             score = self._deviation.update(s, ts, xs)  # against the recent level
-            seasonal = _SEASONAL[ms]
-            if seasonal.any():  # and, with a daily rhythm, against the usual at this hour
-                ss, st = s[seasonal], ts[seasonal]
+            seasonal = np.flatnonzero(_SEASONAL[ms])
+            if len(seasonal):  # and, with a daily rhythm, against the usual at this hour
+                ss, st, sx, sm = s[seasonal], ts[seasonal], xs[seasonal], ms[seasonal]
                 self._seasonal.utc_offset_s = self._offset(int(st[0]))
-                usual, drift = self._seasonal.update(
-                    ss, st, xs[seasonal], ms[seasonal].astype(np.int64)
-                )
+                usual, drift = self._seasonal.update(ss, st, sx, sm)
                 score[seasonal] = np.minimum(usual, score[seasonal])
-                drift[~_DRIFTING[ms[seasonal]]] = 0.0
-                changes += self._track("drift", ss, st, drift, xs[seasonal], per_metric=True)
-            changes += self._track("deviation", s, ts, score, xs, per_metric=True)
+                drift[~_DRIFTING[sm]] = 0.0
+                changes += self._track("drift", ss, st, drift, sx, by_slot=True)
+            changes += self._track("deviation", s, ts, score, xs, by_slot=True)
         if flat.any():
             if gathered is not None and (flat == scored).all():  # the same values (as now)
                 s, ts, xs = gathered
             else:
-                s, ts, xs = series[flat], t[flat], x[flat]
+                i = np.flatnonzero(flat)
+                s, ts, xs = slot[i], t[i], x[i]
             scores = self._flatline.update(s, ts, xs)
-            changes += self._track("flatline", s, ts, scores, xs, per_metric=True)
+            changes += self._track("flatline", s, ts, scores, xs, by_slot=True)
         return changes
 
     def _range(self, values: ValueColumns, rejected: ValueColumns | None) -> list[EpisodeChange]:
@@ -243,22 +289,8 @@ class Detection:
         x: F64,
         reading: npt.NDArray[np.int32],
     ) -> list[EpisodeChange]:
-        keep = _PIVOTED[metric]  # only the metrics the rules read
-        device, metric, t, x, reading = device[keep], metric[keep], t[keep], x[keep], reading[keep]
-        n = int(reading.max()) + 1 if len(reading) else 0
-        r_time, r_device = np.empty(n, np.int64), np.empty(n, np.int64)
-        r_time[reading], r_device[reading] = t, device  # a reading's values share them
-        present = np.zeros(n, dtype=np.bool_)
-        present[reading] = True
-        rows = np.flatnonzero(present)
-        in_time = rows[np.argsort(r_time[rows], kind="stable")]
-        cols = {}
-        for m in _PIVOT:
-            col = np.full(n, np.nan)
-            mask = metric == m
-            col[reading[mask]] = x[mask]
-            cols[m] = col[in_time]
-        r_device, r_time = r_device[in_time], r_time[in_time]
+        r_device, r_time, columns = pivot_readings(reading, metric, t, device, x, _COLUMN)
+        cols = dict(zip(_PIVOT, columns, strict=True))
         changes: list[EpisodeChange] = []
         lamp = ~np.isnan(cols[_POWER]) & ~np.isnan(cols[_LUX])
         if lamp.any():
@@ -288,12 +320,19 @@ class Detection:
         x: F64,
         *,
         per_metric: bool = False,
+        by_slot: bool = False,
         gateway: bool = False,
     ) -> list[EpisodeChange]:
+        """Episode changes of ``name``'s tracker; ``key`` is a device, a gateway, a series
+        id (``per_metric``) or a series' slot (``by_slot``)."""
         ch: Changes = self._episodes[name].update(key, t, scores, x)
+        if not len(ch):
+            return []
+        keys = self._series_of[ch.series] if by_slot else ch.series
+        per_metric = per_metric or by_slot
         out = []
         for k, kind, start, end, peak, observed in zip(
-            ch.series.tolist(),
+            keys.tolist(),
             ch.kind.tolist(),
             ch.start.tolist(),
             ch.end.tolist(),

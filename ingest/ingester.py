@@ -305,8 +305,7 @@ class Ingester:
     async def _restore(self) -> None:
         assert self._detection is not None and self._conn is not None
         blob = await load_checkpoint(self._conn, self._checkpoint_name)
-        if blob is not None:
-            self._detection.load(unpack(blob))
+        if blob is not None and self._detection.load(unpack(blob)):
             log.info("detector state restored from checkpoint %r", self._checkpoint_name)
 
     async def _reject(self, delivery: Delivery, exc: StorageError) -> None:

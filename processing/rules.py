@@ -269,3 +269,51 @@ class TrafficRules:
             out,
         )
         return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _pivot(
+    reading: npt.NDArray[np.int32],
+    metric: npt.NDArray[np.int16],
+    time: I64,
+    device: I64,
+    value: F64,
+    column: I64,
+    r_time: I64,
+    r_device: I64,
+    cols: F64,
+    present: npt.NDArray[np.bool_],
+) -> None:
+    for j in range(reading.shape[0]):
+        c = column[metric[j]]
+        if c < 0:
+            continue
+        r = reading[j]
+        r_time[r], r_device[r], present[r] = time[j], device[j], True
+        cols[c, r] = value[j]
+
+
+def pivot_readings(
+    reading: npt.NDArray[np.int32],
+    metric: npt.NDArray[np.int16],
+    time: I64,
+    device: I64,
+    value: F64,
+    column: I64,
+) -> tuple[I64, I64, F64]:
+    """Values back into readings, for the rules: (device, time, columns) per reading.
+
+    ``column[metric]`` is the column of a metric the rules read (-1: not read); a reading
+    lacking a metric has NaN in its column. Readings that have none of the columns are
+    left out; the rest come in time order (stable).
+    """
+    n = int(reading.max()) + 1 if len(reading) else 0
+    r_time, r_device = np.empty(n, np.int64), np.empty(n, np.int64)
+    cols = np.full((int(column.max()) + 1, n), np.nan)
+    present = np.zeros(n, dtype=np.bool_)
+    _pivot(reading, metric, time, device, value, column, r_time, r_device, cols, present)
+    rows = np.flatnonzero(present)
+    times = r_time[rows]
+    if len(rows) > 1 and not (times[1:] >= times[:-1]).all():
+        rows = rows[np.argsort(times, kind="stable")]
+    return r_device[rows], r_time[rows], cols[:, rows]

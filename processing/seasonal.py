@@ -45,7 +45,7 @@ N, DAYS, LAST_DAY = 0, 1, 2
 """Fields of a slot's integer state: values seen, days seen, the last day seen."""
 MEAN, BELOW, ABOVE = 0, 1, 2
 """Fields of a slot's level and spreads (below and above it). A slot's fields lie side by
-side, and next to its neighbour hours': one or two cache lines a value."""
+side; the state is by slot, then series (``slots_i[slot, row, field]``)."""
 GROUPS = 64
 """Groups of series that share the weather (the metric id, in citytel)."""
 
@@ -61,20 +61,20 @@ def _slot(t_us: int, offset_s: int) -> tuple[int, int]:
 
 @numba.njit(cache=True, nogil=True)
 def _warm(si: I32, r: int, s: int, warmup_days: int, warmup_points: int) -> bool:
-    return bool(si[r, s, DAYS] > warmup_days and si[r, s, N] >= warmup_points)
+    return bool(si[s, r, DAYS] > warmup_days and si[s, r, N] >= warmup_points)
 
 
 @numba.njit(cache=True, nogil=True)
 def _unusual(x: float, r: int, s: int, si: I32, sf: F32, scale: float, warmup_points: int) -> float:
     """Distance in spreads outside the band between this hour's level and its neighbours'
     (within an hour the usual level may move a lot: dawn, the rush)."""
-    m = float(sf[r, s, MEAN])
+    m = float(sf[s, r, MEAN])
     low, high = m, m
     for h in (s - 1, s + 1):
         h = (h % 24) + 24 * (s // 24)
-        if si[r, h, N] >= warmup_points:
-            low = min(low, float(sf[r, h, MEAN]))
-            high = max(high, float(sf[r, h, MEAN]))
+        if si[h, r, N] >= warmup_points:
+            low = min(low, float(sf[h, r, MEAN]))
+            high = max(high, float(sf[h, r, MEAN]))
     return max(low - x, x - high, 0.0) / scale
 
 
@@ -98,19 +98,23 @@ def _seasonal(
     out_drift: F64,
 ) -> None:
     alpha_min, beta, drift_half, rel_floor, common_alpha = p[0], p[1], p[2], p[3], p[4]
+    hour_start, s, day = -(1 << 62), 0, 0  # the local hour last seen (none yet)
     for j in range(row.shape[0]):
         r, x = row[j], value[j]
-        s, day = _slot(time[j], offset_s)
+        local = time[j] // 1_000_000 + offset_s
+        if not 0 <= local - hour_start < 3_600:  # a batch's values share a few hours:
+            s, day = _slot(time[j], offset_s)  # its divisions cost more than the rest
+            hour_start = local - local % 3_600
         out[j], out_drift[j] = 0.0, 0.0
-        if si[r, s, DAYS] == 0 or day > si[r, s, LAST_DAY]:  # a new day for this slot
-            si[r, s, DAYS] += 1
-            si[r, s, LAST_DAY] = day
-        k = si[r, s, N]
+        if si[s, r, DAYS] == 0 or day > si[s, r, LAST_DAY]:  # a new day for this slot
+            si[s, r, DAYS] += 1
+            si[s, r, LAST_DAY] = day
+        k = si[s, r, N]
         if k == 0:
-            sf[r, s, MEAN], sf[r, s, BELOW], sf[r, s, ABOVE] = x, 0.0, 0.0
-            si[r, s, N] = 1
+            sf[s, r, MEAN], sf[s, r, BELOW], sf[s, r, ABOVE] = x, 0.0, 0.0
+            si[s, r, N] = 1
         else:
-            m = float(sf[r, s, MEAN])
+            m = float(sf[s, r, MEAN])
             floor = max(step[r] if step[r] < math.inf else 0.0, rel_floor * abs(m), 1e-9)
             d = x - m
             clipped = d  # while warming up, learn every value as it is
@@ -118,7 +122,7 @@ def _seasonal(
                 # residuals in a spread of both sides (a skewed series' mean residual is 0
                 # so), less what every series of the group moved (the weather, a cloud:
                 # not this sensor)
-                both = max(0.7413 * (float(sf[r, s, ABOVE]) + float(sf[r, s, BELOW])), floor)
+                both = max(0.7413 * (float(sf[s, r, ABOVE]) + float(sf[s, r, BELOW])), floor)
                 g = group[j]
                 shift = 0.0
                 if g >= 0:  # in the metric's unit: a front warms every sensor by as much
@@ -131,7 +135,7 @@ def _seasonal(
                     shift = common[g]
                 d -= shift  # from here on the baseline learns the sensor, not the weather
                 side = (
-                    sf[r, s, ABOVE] if d > 0 else sf[r, s, BELOW]
+                    sf[s, r, ABOVE] if d > 0 else sf[s, r, BELOW]
                 )  # skewed noise: a spread each side
                 scale = max(1.4826 * float(side), floor)
                 out[j] = _calibrated(_unusual(x - shift, r, s, si, sf, scale, warmup_points))
@@ -142,16 +146,16 @@ def _seasonal(
             else:  # a weekend hour not yet learnt: the same hour on weekdays, and back
                 o = (s + 24) % 48
                 if _warm(si, r, o, warmup_days, warmup_points):
-                    side_o = sf[r, o, ABOVE] if x > sf[r, o, MEAN] else sf[r, o, BELOW]
+                    side_o = sf[o, r, ABOVE] if x > sf[o, r, MEAN] else sf[o, r, BELOW]
                     scale_o = max(1.4826 * float(side_o), floor)
                     out[j] = _calibrated(_unusual(x, r, o, si, sf, scale_o, warmup_points))
             a = max(alpha_min, 1.0 / (k + 1))
-            sf[r, s, MEAN] = m + a * clipped
+            sf[s, r, MEAN] = m + a * clipped
             if clipped > 0:
-                sf[r, s, ABOVE] += a * (abs(clipped) - sf[r, s, ABOVE])
+                sf[s, r, ABOVE] += a * (abs(clipped) - sf[s, r, ABOVE])
             else:
-                sf[r, s, BELOW] += a * (abs(clipped) - sf[r, s, BELOW])
-            si[r, s, N] = k + 1
+                sf[s, r, BELOW] += a * (abs(clipped) - sf[s, r, BELOW])
+            si[s, r, N] = k + 1
         if step[r] == 0.0:  # the series' first value: no step seen yet
             step[r] = math.inf
         elif 0.0 < abs(x - last[r]) < step[r]:
@@ -183,14 +187,18 @@ class Seasonal:
 
     def _allocate(self, rows: int) -> None:
         a, old = self.arrays, dict(self.arrays)
-        a["slots_i"] = np.zeros((rows, SLOTS, 3), dtype=np.int32)  # N, DAYS, LAST_DAY
-        a["slots_f"] = np.zeros((rows, SLOTS, 3), dtype=np.float32)  # MEAN, BELOW, ABOVE
+        # by slot, then series: a batch's values share an hour or two, so its series'
+        # states at that hour lie side by side (and the hours either side likewise)
+        a["slots_i"] = np.zeros((SLOTS, rows, 3), dtype=np.int32)  # N, DAYS, LAST_DAY
+        a["slots_f"] = np.zeros((SLOTS, rows, 3), dtype=np.float32)  # MEAN, BELOW, ABOVE
         a["step"] = np.zeros(rows)
         a["last"] = np.zeros(rows)
         a["drift"] = np.zeros(rows)
         a.setdefault("common", np.zeros(GROUPS))  # the weather: kept as series join
         for name, before in old.items():
-            if name not in ("index", "common"):
+            if name in ("slots_i", "slots_f"):
+                a[name][:, : before.shape[1]] = before
+            elif name not in ("index", "common"):
                 a[name][: len(before)] = before
 
     def _rows(self, series: I64) -> I64:

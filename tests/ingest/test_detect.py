@@ -86,7 +86,7 @@ def test_a_restored_state_scores_as_the_original_would() -> None:
     original = Detection(timezone="America/Chicago")
     original.observe(v.take(first), gateway=gateway[first])
     restored = Detection(timezone="America/Chicago")
-    restored.load(unpack(pack(original.state())))
+    assert restored.load(unpack(pack(original.state())))
     assert original.state().keys() == restored.state().keys()
     second[-50:] = False
     second[-60:-55] = True
@@ -98,3 +98,21 @@ def test_a_restored_state_scores_as_the_original_would() -> None:
     now = int(v.time_us[-1]) + 3_600_000_000  # an hour of silence: the gateway drops out
     a, b = original.silence(now), restored.silence(now)
     assert a == b and {c.detector for c in a} == {"gateway_silent"}
+
+
+def test_a_state_of_an_older_layout_is_discarded_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    v, gateway, _ = _stream(23)
+    day = int(np.searchsorted(v.time_us, v.time_us[0] + 86_400_000_000))
+    warm = Detection(timezone="America/Chicago")
+    warm.observe(v.take(np.arange(len(v)) < day), gateway=gateway[:day])
+    old = {k: a for k, a in warm.state().items() if k not in ("_layout", "_slot_of", "_series_of")}
+    restored = Detection(timezone="America/Chicago")
+    with caplog.at_level("WARNING", logger="ingest.detect"):
+        assert not restored.load(old)
+    assert "discarded" in caplog.text
+    fresh = Detection(timezone="America/Chicago")
+    assert {k: a.tolist() for k, a in restored.state().items()} == {
+        k: a.tolist() for k, a in fresh.state().items()
+    }

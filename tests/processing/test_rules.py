@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from processing.rules import Dropout, StreetlightRules, TrafficRules
+from processing.rules import Dropout, StreetlightRules, TrafficRules, pivot_readings
 from simulators.city import build_city
 from simulators.models import CITY_TZ, DeviceState, streetlight, traffic
 
@@ -84,3 +85,25 @@ def test_a_series_that_falls_silent_is_overdue_and_a_regular_one_is_not() -> Non
     assert late[0] > 0.99 and late[1] > 0.9  # both silent long enough by now
     d.update(np.array([1]), np.array([69 * MIN_US]))
     assert d.scores(70 * MIN_US)[1] < 0.1
+
+
+def test_values_pivot_back_into_readings_in_time_order() -> None:
+    rng = np.random.default_rng(5)
+    n = 500
+    reading = rng.integers(0, 120, n).astype(np.int32)
+    r_time = rng.integers(0, 50, 120) * 1_000_000  # ties: stable order by reading
+    r_device = rng.integers(1, 30, 120)
+    metric = rng.integers(0, 8, n).astype(np.int16)
+    value = rng.normal(size=n)
+    column = np.array([-1, 0, 1, -1, 2, -1, 3, -1])
+    device, time, cols = pivot_readings(
+        reading, metric, r_time[reading], r_device[reading], value, column
+    )
+    expected: dict[int, list[float]] = {}
+    for r, m, x in zip(reading.tolist(), metric.tolist(), value.tolist(), strict=True):
+        if column[m] >= 0:
+            expected.setdefault(r, [math.nan] * 4)[column[m]] = x  # the last value wins
+    rows = sorted(expected, key=lambda r: (r_time[r], r))
+    assert time.tolist() == [r_time[r] for r in rows]
+    assert device.tolist() == [r_device[r] for r in rows]
+    np.testing.assert_array_equal(cols.T, np.array([expected[r] for r in rows]))

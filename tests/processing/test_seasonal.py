@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from processing.detectors import Deviation
@@ -81,3 +83,20 @@ def test_series_are_independent_without_a_group_and_state_is_compact() -> None:
     )
     np.testing.assert_array_equal(both[first], alone)
     assert s.series == len(np.unique(c.device))
+
+
+def test_batches_of_any_size_score_as_one_batch() -> None:
+    """The slot of a value (hour of the local day, weekday or weekend) is reused while
+    values stay in one hour; cuts anywhere, across hours and days, change nothing."""
+    c = healthy("temperature_c")
+    group = np.zeros(len(c.value), dtype=np.int64)
+    whole = Seasonal(utc_offset_s=CITY_OFFSET_S).update(c.device, c.time, c.value, group)
+    cut = Seasonal(utc_offset_s=CITY_OFFSET_S)
+    edges = np.r_[0, np.sort(np.random.default_rng(3).integers(0, len(c.value), 40)), len(c.value)]
+    parts = [
+        cut.update(c.device[a:b], c.time[a:b], c.value[a:b], group[a:b])
+        for a, b in pairwise(edges.tolist())
+    ]
+    for i in (0, 1):  # the seasonal score, then drift
+        np.testing.assert_array_equal(np.concatenate([p[i] for p in parts]), whole[i])
+    assert (whole[0] > 0).any() and (whole[1] > 0).any()  # warm: both scored something
