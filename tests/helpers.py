@@ -11,6 +11,8 @@ import aiomqtt
 import msgspec
 
 from citytel.local import LocalMosquitto
+from ingest.ingester import Ingester
+from ingest.mqtt import Broker
 from storage.database import connect
 
 T0_MS = 1_763_762_999_000
@@ -129,3 +131,16 @@ async def count_exactly_once(database_url: str) -> tuple[int, int, int]:
         " (SELECT count(*) FROM messages) FROM readings",
     )
     return rows[0]  # type: ignore[return-value]
+
+
+def make_ingester(
+    database_url: str, broker: LocalMosquitto, topic_prefix: str, name: str, **options: Any
+) -> Ingester:
+    """An ingester on a test's database, broker and topics, with a client id of its own."""
+    return Ingester(
+        database_url=database_url,
+        broker=Broker(port=broker.port),
+        client_id=f"{name}-{topic_prefix}",
+        topic_prefix=topic_prefix,
+        **options,
+    )

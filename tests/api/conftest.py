@@ -26,12 +26,10 @@ from api.app import create_app
 from api.deps import Limits
 from citytel.local import LocalMosquitto
 from devices.contract import topic
-from ingest.ingester import Ingester
-from ingest.mqtt import Broker
 from storage.database import connect
 from storage.queries import create_key
 from tests.fix_servers import DatabaseServer
-from tests.helpers import publish, query, reading, telemetry, wait_until
+from tests.helpers import make_ingester, publish, query, reading, telemetry, wait_until
 
 FALL = datetime(2025, 11, 1, 5, tzinfo=UTC)  # 2025-11-01 00:00 in Chicago (CDT)
 SPRING = datetime(2026, 3, 7, 6, tzinfo=UTC)  # 2026-03-07 00:00 in Chicago (CST)
@@ -128,13 +126,7 @@ def _messages(prefix: str) -> list[tuple[str, bytes]]:
 
 async def _load(url: str, broker: LocalMosquitto, prefix: str) -> None:
     messages = _messages(prefix)
-    ingester = Ingester(
-        database_url=url,
-        broker=Broker(port=broker.port),
-        client_id=f"api-city-{prefix}",
-        topic_prefix=prefix,
-        batch_max_wait_s=0.02,
-    )
+    ingester = make_ingester(url, broker, prefix, "api-city", batch_max_wait_s=0.02)
     async with ingester:
         for i in range(0, len(messages), 200):
             await publish(broker, messages[i : i + 200])

@@ -14,14 +14,12 @@ from typing import Any
 import httpx
 
 from citytel.local import LocalMosquitto
-from ingest.ingester import Ingester
-from ingest.mqtt import Broker
 from simulators.city import build_city
 from simulators.faults import Fault
 from simulators.generator import CityGenerator
 from simulators.run import Simulation
 from tests.api.conftest import api_client, new_key
-from tests.helpers import query, wait_until
+from tests.helpers import make_ingester, query, wait_until
 
 START = datetime(2025, 11, 18, 0, tzinfo=UTC)  # 18:00 in Chicago: dark all run long
 END = START + timedelta(hours=10)
@@ -47,12 +45,8 @@ async def test_the_api_answers_what_the_simulated_city_sent(
         start=START, end=END, interval_s=INTERVAL_S, seed=4, fault_rate=0.0, faults=[out]
     )
     sent = list(CityGenerator(city, **args).messages())
-    ingester = Ingester(
-        database_url=database_url,
-        broker=Broker(port=mosquitto.port),
-        client_id=f"sim-api-{topic_prefix}",
-        topic_prefix=topic_prefix,
-        batch_max_wait_s=0.05,
+    ingester = make_ingester(
+        database_url, mosquitto, topic_prefix, "sim-api", batch_max_wait_s=0.05
     )
     async with ingester:
         async with Simulation(

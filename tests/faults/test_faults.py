@@ -19,12 +19,12 @@ import pytest
 
 from citytel.local import LocalMosquitto, LocalPostgres
 from ingest.ingester import Ingester
-from ingest.mqtt import Broker
 from storage.database import connect
 from storage.migrate import upgrade
 from tests.helpers import (
     ThreadedGateway,
     count_exactly_once,
+    make_ingester,
     numbered_messages,
     publish,
     query,
@@ -114,11 +114,11 @@ async def test_database_down_for_a_minute_memory_bounded_nothing_lost(
 ) -> None:
     url = own_postgres.url
     messages = numbered_messages("gw-d", 2000, prefix=topic_prefix)
-    ingester = Ingester(
-        database_url=url,
-        broker=Broker(port=mosquitto.port),
-        client_id=f"down-{topic_prefix}",
-        topic_prefix=topic_prefix,
+    ingester = make_ingester(
+        url,
+        mosquitto,
+        topic_prefix,
+        "down",
         receive_maximum=200,
         batch_max_messages=100,
         retry_max_s=2,
@@ -149,13 +149,8 @@ async def test_slow_database_bounds_memory_and_loses_nothing(
     database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
 ) -> None:
     messages = numbered_messages("gw-s", 1500, prefix=topic_prefix)
-    ingester = Ingester(
-        database_url=database_url,
-        broker=Broker(port=mosquitto.port),
-        client_id=f"slow-{topic_prefix}",
-        topic_prefix=topic_prefix,
-        receive_maximum=150,
-        batch_max_messages=50,
+    ingester = make_ingester(
+        database_url, mosquitto, topic_prefix, "slow", receive_maximum=150, batch_max_messages=50
     )
     blocker = await connect(database_url, autocommit=True)
     held: list[int] = []
@@ -177,12 +172,7 @@ async def test_broker_restart_with_persistence_everyone_reconnects(
     database_url: str, own_mosquitto: LocalMosquitto, topic_prefix: str
 ) -> None:
     messages = numbered_messages("gw-r", 2000, prefix=topic_prefix)
-    ingester = Ingester(
-        database_url=database_url,
-        broker=Broker(port=own_mosquitto.port),
-        client_id=f"restart-{topic_prefix}",
-        topic_prefix=topic_prefix,
-    )
+    ingester = make_ingester(database_url, own_mosquitto, topic_prefix, "restart")
     async with ingester:
         gateway = ThreadedGateway(own_mosquitto.port, client_id=f"gw-r-{topic_prefix}")
         publishing = asyncio.create_task(asyncio.to_thread(gateway.publish_all, messages, rate=500))
@@ -204,12 +194,7 @@ async def test_a_gateway_replays_its_backlog_out_of_order_with_duplicates(
     backlog = numbered_messages("gw-b", 400, prefix=topic_prefix, first_seq=101)
     replay = backlog + random.Random(7).sample(backlog, 120)  # 120 sent twice
     random.Random(8).shuffle(replay)
-    ingester = Ingester(
-        database_url=database_url,
-        broker=Broker(port=mosquitto.port),
-        client_id=f"backlog-{topic_prefix}",
-        topic_prefix=topic_prefix,
-    )
+    ingester = make_ingester(database_url, mosquitto, topic_prefix, "backlog")
     async with ingester:
         await publish(mosquitto, live)
         await publish(mosquitto, replay)

@@ -15,11 +15,10 @@ from devices.catalog import METRICS
 from devices.contract import topic
 from ingest.batch import BatchBuilder
 from ingest.decode import Decoder
-from ingest.ingester import Ingester
 from ingest.limits import Limits
 from ingest.mqtt import Broker, Subscription
 from ingest.reasons import Reason
-from tests.helpers import T0_MS, publish, query, reading, telemetry, wait_until
+from tests.helpers import T0_MS, make_ingester, publish, query, reading, telemetry, wait_until
 
 NOW_MS = 1_763_762_999_000
 LIMITS = Limits()
@@ -127,12 +126,8 @@ async def test_the_ingester_stays_up_through_garbage_and_keeps_the_valid_message
         )
         for seq in range(10)
     ]
-    ingester = Ingester(
-        database_url=database_url,
-        broker=Broker(port=mosquitto.port),
-        client_id=f"garbage-{topic_prefix}",
-        topic_prefix=topic_prefix,
-        batch_max_wait_s=0.05,
+    ingester = make_ingester(
+        database_url, mosquitto, topic_prefix, "garbage", batch_max_wait_s=0.05
     )
     async with ingester:
         await publish(mosquitto, messages + valid)

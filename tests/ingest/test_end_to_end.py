@@ -10,17 +10,11 @@ from citytel.local import LocalMosquitto
 from devices.contract import topic
 from ingest.ingester import Ingester
 from ingest.mqtt import Broker
-from tests.helpers import T0_MS, publish, query, reading, telemetry, wait_until
+from tests.helpers import T0_MS, make_ingester, publish, query, reading, telemetry, wait_until
 
 
 def _ingester(database_url: str, broker: LocalMosquitto, prefix: str) -> Ingester:
-    return Ingester(
-        database_url=database_url,
-        broker=Broker(port=broker.port),
-        client_id=f"ingest-{prefix}",
-        topic_prefix=prefix,
-        batch_max_wait_s=0.05,
-    )
+    return make_ingester(database_url, broker, prefix, "ingest", batch_max_wait_s=0.05)
 
 
 async def test_valid_readings_are_stored_once_and_bad_input_is_dead_lettered(

@@ -9,8 +9,7 @@ import numpy as np
 from citytel.local import LocalMosquitto
 from devices.contract import topic
 from ingest.ingester import Ingester
-from ingest.mqtt import Broker
-from tests.helpers import T0_MS, publish, query, reading, telemetry, wait_until
+from tests.helpers import T0_MS, make_ingester, publish, query, reading, telemetry, wait_until
 
 MIN_MS = 60_000
 
@@ -33,13 +32,7 @@ async def test_a_voltage_spike_opens_and_closes_one_deviation_episode(
         )
         for i, x in enumerate(noise)
     ]
-    ingester = Ingester(
-        database_url=database_url,
-        broker=Broker(port=mosquitto.port),
-        client_id=f"ep-{topic_prefix}",
-        topic_prefix=topic_prefix,
-        batch_max_wait_s=0.02,
-    )
+    ingester = make_ingester(database_url, mosquitto, topic_prefix, "ep", batch_max_wait_s=0.02)
     async with ingester:
         for i in range(0, len(messages), 25):
             await publish(mosquitto, messages[i : i + 25])
@@ -85,13 +78,7 @@ async def test_a_lamp_out_at_night_is_a_device_episode(
                 ),
             )
         )
-    ingester = Ingester(
-        database_url=database_url,
-        broker=Broker(port=mosquitto.port),
-        client_id=f"lamp-{topic_prefix}",
-        topic_prefix=topic_prefix,
-        batch_max_wait_s=0.02,
-    )
+    ingester = make_ingester(database_url, mosquitto, topic_prefix, "lamp", batch_max_wait_s=0.02)
     async with ingester:
         await publish(mosquitto, messages)
         await wait_until(lambda: _delivered(ingester, 60))
@@ -122,14 +109,7 @@ def _voltage(gateway: str, device: str, prefix: str, values: list[float], seq0: 
 
 
 def _ingester(database_url: str, mosquitto: LocalMosquitto, prefix: str, **kw: float) -> Ingester:
-    return Ingester(
-        database_url=database_url,
-        broker=Broker(port=mosquitto.port),
-        client_id=f"cp-{prefix}",
-        topic_prefix=prefix,
-        batch_max_wait_s=0.02,
-        **kw,  # type: ignore[arg-type]
-    )
+    return make_ingester(database_url, mosquitto, prefix, "cp", batch_max_wait_s=0.02, **kw)
 
 
 async def test_a_restart_keeps_baselines_and_does_not_reopen_an_episode(

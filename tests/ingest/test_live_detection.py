@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from citytel.local import LocalMosquitto
 from ingest.ingester import Ingester
-from ingest.mqtt import Broker
 from simulators.city import build_city
 from simulators.faults import Fault
 from simulators.run import Simulation
-from tests.helpers import query, wait_until
+from tests.helpers import make_ingester, query, wait_until
 
 
 async def test_a_simulated_night_with_faults_becomes_rollups_and_episodes(
@@ -32,13 +31,7 @@ async def test_a_simulated_night_with_faults_becomes_rollups_and_episodes(
         Fault("out_of_range", gw, env, ("noise_dba",), start + 90 * timedelta(minutes=1),
               start + 93 * timedelta(minutes=1)),
     ]  # fmt: skip
-    ingester = Ingester(
-        database_url=database_url,
-        broker=Broker(port=mosquitto.port),
-        client_id=f"live-{topic_prefix}",
-        topic_prefix=topic_prefix,
-        batch_max_wait_s=0.05,
-    )
+    ingester = make_ingester(database_url, mosquitto, topic_prefix, "live", batch_max_wait_s=0.05)
     async with ingester:
         async with Simulation(
             city, host="127.0.0.1", port=mosquitto.port, prefix=topic_prefix, speed=0,

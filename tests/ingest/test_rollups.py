@@ -9,8 +9,7 @@ import pytest
 from citytel.local import LocalMosquitto
 from devices.contract import topic
 from ingest.ingester import Ingester
-from ingest.mqtt import Broker
-from tests.helpers import T0_MS, publish, query, reading, telemetry, wait_until
+from tests.helpers import T0_MS, make_ingester, publish, query, reading, telemetry, wait_until
 
 START_MS = T0_MS - T0_MS % 3_600_000  # on the hour, so windows are easy to see
 
@@ -50,13 +49,8 @@ async def test_rollups_match_the_raw_readings_with_late_and_duplicate_messages(
     messages.insert(50, messages[10])  # a duplicate
     # long after minute 0 closed: a late reading for it, and one for the first hour
     late = telemetry("gw-w", 999, [reading("env-0", START_MS + 1_000, temperature_c=55.0)])
-    ingester = Ingester(
-        database_url=database_url,
-        broker=Broker(port=mosquitto.port),
-        client_id=f"w-{topic_prefix}",
-        topic_prefix=topic_prefix,
-        batch_max_wait_s=0.02,
-        allowed_lateness_s=60,
+    ingester = make_ingester(
+        database_url, mosquitto, topic_prefix, "w", batch_max_wait_s=0.02, allowed_lateness_s=60
     )
     async with ingester:
         for i in range(0, len(messages), 10):  # in batches, so windows close on the way

@@ -9,13 +9,11 @@ import pytest
 
 from citytel.local import LocalMosquitto
 from devices.catalog import BY_NAME
-from ingest.ingester import Ingester
-from ingest.mqtt import Broker
 from simulators.city import build_city
 from simulators.faults import Fault
 from simulators.generator import CityGenerator, Message
 from simulators.run import Simulation
-from tests.helpers import query, wait_until
+from tests.helpers import make_ingester, query, wait_until
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["json", "msgpack"])
@@ -45,13 +43,7 @@ async def test_every_value_is_stored_once_or_dead_lettered_as_out_of_range(
     )
     assert garbage >= 6
     values = sum(m.values for m in distinct.values())
-    ingester = Ingester(
-        database_url=database_url,
-        broker=Broker(port=mosquitto.port),
-        client_id=f"ingest-{topic_prefix}",
-        topic_prefix=topic_prefix,
-        batch_max_wait_s=0.05,
-    )
+    ingester = make_ingester(database_url, mosquitto, topic_prefix, "ingest", batch_max_wait_s=0.05)
     async with ingester:
         async with Simulation(
             city,
