@@ -209,16 +209,18 @@ class Seasonal:
             self.arrays["index"] = index = grown
         new = np.unique(series[index[series] < 0])
         if len(new):
-            used = len(self.arrays["step"])
+            used = self.series
             index[new] = np.arange(used, used + len(new))
-            self._allocate(used + len(new))
+            capacity = len(self.arrays["step"])
+            if used + len(new) > capacity:  # by doubling: a new series rarely copies the state
+                self._allocate(max(used + len(new), 2 * capacity))
         rows: I64 = index[series]
         return rows
 
     @property
     def series(self) -> int:
         """How many series have a baseline."""
-        return len(self.arrays["step"])
+        return int(np.count_nonzero(self.arrays["index"] >= 0))
 
     def update(
         self, series: I64, time: I64, value: F64, group: I64 | None = None
