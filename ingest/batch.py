@@ -35,13 +35,15 @@ _US = timedelta(microseconds=1)
 
 _METRIC_IDS = {m.name: m.id for m in METRICS}
 _SIZE = max(m.id for m in METRICS) + 1
-_LOW = np.full(_SIZE, np.nan)
-_HIGH = np.full(_SIZE, np.nan)
+LOW = np.full(_SIZE, np.nan)
+"""Each metric's lowest valid value, by metric id (NaN: no such metric)."""
+HIGH = np.full(_SIZE, np.nan)
+"""Each metric's highest valid value, by metric id."""
 _KIND = np.zeros(_SIZE, dtype=np.int8)
 _NAME = [""] * _SIZE
 _UNIT = [""] * _SIZE
 for _m in METRICS:
-    _LOW[_m.id], _HIGH[_m.id], _KIND[_m.id] = _m.low, _m.high, KIND_CODES[_m.kind.value]
+    LOW[_m.id], HIGH[_m.id], _KIND[_m.id] = _m.low, _m.high, KIND_CODES[_m.kind.value]
     _NAME[_m.id], _UNIT[_m.id] = _m.name, _m.unit
 _KIND_NAME = {code: kind for kind, code in KIND_CODES.items()}
 
@@ -214,10 +216,7 @@ class BatchBuilder:
         values = ValueColumns(
             time_us[reading], device_keys[reading], metric, value, r_msg[reading], reading
         )
-        ok = self._check_values(values, kinds, bad_reading[reading], dead)
-        with np.errstate(invalid="ignore"):
-            outside = (values.value < _LOW[metric]) | (values.value > _HIGH[metric])
-        outside &= (metric != 0) & ~bad_reading[reading]
+        ok, outside = self._check_values(values, kinds, bad_reading[reading], dead)
         return Columns(messages, values.take(ok), dead, values.take(outside))
 
     def _check_readings(
@@ -260,20 +259,23 @@ class BatchBuilder:
         kinds: npt.NDArray[np.int8],
         rejected: npt.NDArray[np.bool_],
         dead: list[DeadLetterRow],
-    ) -> npt.NDArray[np.bool_]:
-        """Which values to keep; dead letters for the bad ones not already ``rejected``."""
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Which values to keep, and which were dead-lettered as out of range; dead letters
+        for the bad ones not already ``rejected``."""
         device_kind = kinds[v.device]
         unknown = v.metric == 0
         wrong_kind = ~unknown & (device_kind != 0) & (device_kind != _KIND[v.metric])
         finite = np.isfinite(v.value)
         with np.errstate(invalid="ignore"):
-            out_of_range = finite & ((v.value < _LOW[v.metric]) | (v.value > _HIGH[v.metric]))
+            out_of_range = finite & ((v.value < LOW[v.metric]) | (v.value > HIGH[v.metric]))
         bad = unknown | wrong_kind | ~finite | out_of_range
         for i in np.flatnonzero(bad & ~rejected).tolist():
             reason, detail = self._why(v, i, int(device_kind[i]))
             dead.append(self._dead_value(v, i, reason, detail))
         ok: npt.NDArray[np.bool_] = ~(bad | rejected)
-        return ok
+        # the reason _why gives: not for unknown metrics or metrics of another kind
+        range_dead: npt.NDArray[np.bool_] = out_of_range & ~(unknown | wrong_kind | rejected)
+        return ok, range_dead
 
     def _why(self, v: ValueColumns, i: int, device_kind: int) -> tuple[Reason, str]:
         name, x, metric = self.v_name[i], self.v_value[i], int(v.metric[i])
@@ -284,7 +286,7 @@ class BatchBuilder:
             return Reason.METRIC_NOT_OF_KIND, f"metric {name!r} is not reported by a {kind}"
         if not np.isfinite(x):
             return Reason.NOT_FINITE, f"{name} = {x!r}"
-        bounds = f"[{_LOW[metric]:g}, {_HIGH[metric]:g}] {_UNIT[metric]}"
+        bounds = f"[{LOW[metric]:g}, {HIGH[metric]:g}] {_UNIT[metric]}"
         return Reason.OUT_OF_RANGE, f"{name} = {x!r} outside {bounds}"
 
     def _dead_reading(self, i: int, first: int, reason: Reason, detail: str) -> DeadLetterRow:

@@ -100,6 +100,7 @@ def test_each_invalid_value_is_a_dead_letter_and_its_neighbours_are_kept() -> No
     out_of_range = next(d for d in cols.dead_letters if d.reason == Reason.OUT_OF_RANGE)
     assert out_of_range.detail == "dim_pct = 150.0 outside [0, 100] %"
     assert msgspec.json.decode(out_of_range.payload)["metric"] == "dim_pct"
+    assert cols.out_of_range.value.tolist() == [150.0]  # for the range detector
     assert {(d.gateway_id, d.seq, d.message) for d in cols.dead_letters} == {("gw-1", 1, 0)}
 
 
@@ -126,6 +127,21 @@ def test_non_finite_values_from_messagepack_are_dead_letters() -> None:
     cols, _ = _columns(b)
     assert cols.values.value.tolist() == [12.0]
     assert [d.reason for d in cols.dead_letters] == [Reason.NOT_FINITE] * 2
+    assert len(cols.out_of_range) == 0  # not finite is not out of range
+
+
+def test_only_values_dead_lettered_as_out_of_range_reach_the_range_detector() -> None:
+    b = _builder()
+    _add(
+        b,
+        "gw-1",
+        1,
+        [{"device_id": "sl-1", "ts": NOW_MS, "metrics": {"occupancy_pct": 150, "dim_pct": -5}}],
+    )
+    cols, _ = _columns(b, {"sl-1": "streetlight"})
+    reasons = {msgspec.json.decode(d.payload)["metric"]: d.reason for d in cols.dead_letters}
+    assert reasons == {"occupancy_pct": Reason.METRIC_NOT_OF_KIND, "dim_pct": Reason.OUT_OF_RANGE}
+    assert cols.out_of_range.value.tolist() == [-5.0]
 
 
 def test_a_message_twice_in_one_batch_is_kept_once() -> None:
