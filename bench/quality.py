@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from devices.catalog import BY_NAME, METRICS
+from ingest.batch import HIGH, LOW
 from ingest.detect import Detection
 from simulators.city import build_city
 from simulators.faults import Fault
@@ -55,10 +56,6 @@ DELIVERY = ("backlog_replay", "late_delivery", "out_of_order", "duplicate", "clo
 SILENT_ON_THE_WIRE = ("backlog_replay", "late_delivery")
 START = datetime(2025, 11, 17, 6, tzinfo=UTC)  # a Monday, midnight in the city
 FUTURE_US = 300_000_000  # the ingester's default future tolerance
-_LOW = np.zeros(64)
-_HIGH = np.zeros(64)
-for _m in METRICS:
-    _LOW[_m.id], _HIGH[_m.id] = _m.low, _m.high
 
 
 @dataclass(slots=True)
@@ -151,7 +148,7 @@ def run(
                 np.array(c["g"], np.int32), np.array(c["r"], np.int32),
             )  # fmt: skip
             gateway, arrived = np.array(c["g"], np.int32), np.array(c["a"], np.int64)
-            out = (v.value < _LOW[v.metric]) | (v.value > _HIGH[v.metric])
+            out = (v.value < LOW[v.metric]) | (v.value > HIGH[v.metric])
             changes += detection.observe(
                 v.take(~out), gateway=gateway[~out], out_of_range=v.take(out),
                 received=arrived[~out],

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from devices.catalog import BY_NAME, METRICS, Kind
 from ingest.aggregate import METRIC_SLOTS
+from ingest.batch import HIGH, LOW
 from processing.checks import DeadDetector, Flicker, range_scores
 from processing.detectors import Deviation, Flatline
 from processing.episodes import OPENED, Changes, Episodes
@@ -66,8 +67,9 @@ PLAIN = frozenset({BY_NAME["voltage_v"].id})
 DRIFTING = frozenset(m.id for m in METRICS if m.kind == Kind.ENVIRONMENT)
 """Metrics scored for drift: a sensor's (a lamp's power or a road's speed moves with the
 clouds and the traffic, and has rules of its own)."""
-FLAT = SEASONAL | PLAIN
-"""Metrics that never hold one value for long when healthy.
+SCORED = SEASONAL | PLAIN
+"""Metrics the value detectors score (deviation, flatline): they never hold one value for
+long when healthy.
 
 A lamp's power, current, dimming and state are left to the streetlight rules: they switch
 between a few levels with the sun and the schedule, and hold one of them for hours."""
@@ -83,12 +85,9 @@ def _mask(ids: frozenset[int]) -> npt.NDArray[np.bool_]:
     return m
 
 
-_SEASONAL, _PLAIN, _FLAT, _DRIFTING = _mask(SEASONAL), _mask(PLAIN), _mask(FLAT), _mask(DRIFTING)
+_SEASONAL, _SCORED, _DRIFTING = _mask(SEASONAL), _mask(SCORED), _mask(DRIFTING)
 _COLUMN = np.full(METRIC_SLOTS, -1, dtype=np.int64)  # a pivoted metric's column
 _COLUMN[list(_PIVOT)] = np.arange(len(_PIVOT))
-_LOW, _HIGH = np.zeros(METRIC_SLOTS), np.zeros(METRIC_SLOTS)
-for _m in METRICS:
-    _LOW[_m.id], _HIGH[_m.id] = _m.low, _m.high
 
 
 class Detection:
@@ -228,33 +227,24 @@ class Detection:
     ) -> list[EpisodeChange]:
         changes: list[EpisodeChange] = []
         m = metric.astype(np.intp)  # a table indexed by int16 is several times slower
-        scored, flat = _SEASONAL[m] | _PLAIN[m], _FLAT[m]
-        if not (scored.any() or flat.any()):
+        scored = _SCORED[m]
+        if not scored.any():
             return changes
-        slot = self._slots(series)
-        gathered = None
-        if scored.any():
-            i = np.flatnonzero(scored)
-            s, ts, xs, ms = slot[i], t[i], x[i], m[i]
-            gathered = s, ts, xs
-            score = self._deviation.update(s, ts, xs)  # against the recent level
-            seasonal = np.flatnonzero(_SEASONAL[ms])
-            if len(seasonal):  # and, with a daily rhythm, against the usual at this hour
-                ss, st, sx, sm = s[seasonal], ts[seasonal], xs[seasonal], ms[seasonal]
-                self._seasonal.utc_offset_s = self._offset(int(st[0]))
-                usual, drift = self._seasonal.update(ss, st, sx, sm)
-                score[seasonal] = np.minimum(usual, score[seasonal])
-                drift[~_DRIFTING[sm]] = 0.0
-                changes += self._track("drift", ss, st, drift, sx, by_slot=True)
-            changes += self._track("deviation", s, ts, score, xs, by_slot=True)
-        if flat.any():
-            if gathered is not None and (flat == scored).all():  # the same values (as now)
-                s, ts, xs = gathered
-            else:
-                i = np.flatnonzero(flat)
-                s, ts, xs = slot[i], t[i], x[i]
-            scores = self._flatline.update(s, ts, xs)
-            changes += self._track("flatline", s, ts, scores, xs, by_slot=True)
+        i = np.flatnonzero(scored)
+        s, ts, xs, ms = self._slots(series[i]), t[i], x[i], m[i]
+        score = self._deviation.update(s, ts, xs)  # against the recent level
+        seasonal = np.flatnonzero(_SEASONAL[ms])
+        if len(seasonal):  # and, with a daily rhythm, against the usual at this hour
+            ss, st, sx, sm = s[seasonal], ts[seasonal], xs[seasonal], ms[seasonal]
+            self._seasonal.utc_offset_s = self._offset(int(st[0]))
+            usual, drift = self._seasonal.update(ss, st, sx, sm)
+            score[seasonal] = np.minimum(usual, score[seasonal])
+            drift[~_DRIFTING[sm]] = 0.0
+            changes += self._track("drift", ss, st, drift, sx, by_slot=True)
+        changes += self._track("deviation", s, ts, score, xs, by_slot=True)
+        # the same metrics never hold one value for long when healthy: flatline too
+        scores = self._flatline.update(s, ts, xs)
+        changes += self._track("flatline", s, ts, scores, xs, by_slot=True)
         return changes
 
     def _range(self, values: ValueColumns, rejected: ValueColumns | None) -> list[EpisodeChange]:
@@ -274,7 +264,7 @@ class Detection:
             return []
         order = np.flatnonzero(watched)[np.argsort(both.time_us[watched], kind="stable")]
         s, t, x = series[order], both.time_us[order], both.value[order]
-        scores = range_scores(both.metric[order].astype(np.int64), x, _LOW, _HIGH)
+        scores = range_scores(both.metric[order].astype(np.int64), x, LOW, HIGH)
         return self._track("range", s, t, scores, x, per_metric=True)
 
     def _offset(self, t_us: int) -> int:
