@@ -56,7 +56,8 @@ async def write_episodes(
     if not changes:
         return
     with map_errors():
-        async with conn.transaction(), conn.cursor() as cur:
+        # one round trip for the lot, in order: a restart can bring bursts of changes
+        async with conn.transaction(), conn.pipeline(), conn.cursor() as cur:
             for c in changes:
                 level = severity(c.peak)
                 if c.opened:

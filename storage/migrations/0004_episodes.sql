@@ -15,4 +15,5 @@ CREATE TABLE episodes (
 -- At most one open episode per device, metric and detector.
 CREATE UNIQUE INDEX episodes_open ON episodes (device, coalesce(metric, -1), detector)
     WHERE ended_at IS NULL;
-CREATE INDEX episodes_started ON episodes (started_at DESC);
+-- Newest first, id as the tie-breaker: the API's keyset pages of anomalies.
+CREATE INDEX episodes_started_id ON episodes (started_at DESC, id DESC);

@@ -11,6 +11,3 @@ CREATE TABLE api_keys (
     created_at   timestamptz NOT NULL DEFAULT now(),
     revoked_at   timestamptz
 );
-
--- The API's keyset pagination of anomalies: newest first, id as the tie-breaker.
-CREATE INDEX episodes_started_id ON episodes (started_at DESC, id DESC);
