@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from api.deps import Limits
+from api.models import Agg, Bucket
+from storage import queries
 from storage.database import connect
 from tests.api.conftest import FALL, SPRING, City, api_client, new_key
 from tests.api.reference import buckets, raw_rows
@@ -236,7 +238,7 @@ async def test_invalid_requests_are_422_problems(
     assert r.json()["type"] == "/problems/validation"
 
 
-async def test_a_day_bucket_in_a_zone_off_the_quarter_hour_uses_raw_values(
+async def test_a_day_bucket_in_a_quarter_hour_zone_comes_from_15_minute_rollups(
     reader: httpx.AsyncClient, city: City
 ) -> None:
     start, end = datetime(2026, 3, 7, tzinfo=UTC), datetime(2026, 3, 9, tzinfo=UTC)
@@ -255,3 +257,26 @@ async def test_a_day_bucket_in_a_zone_off_the_quarter_hour_uses_raw_values(
     )
     assert body["series"][0]["source"] == "rollups"  # +05:45 is whole 15-minute windows
     assert _points(body["series"][0]) == [(t, pytest.approx(v)) for t, v in expected]
+
+
+def test_the_api_offers_exactly_the_buckets_and_aggregates_storage_computes() -> None:
+    assert set(get_args(Bucket)) == set(queries.BUCKETS)
+    assert set(get_args(Agg)) == set(queries.AGGS)
+
+
+async def test_a_day_bucket_in_a_zone_off_the_quarter_hour_comes_from_raw_values(
+    reader: httpx.AsyncClient,
+) -> None:
+    # Monrovia was 0:44:30 behind UTC until 1972: no rollup window fits its days
+    start, end = datetime(1971, 1, 1, tzinfo=UTC), datetime(1971, 1, 3, tzinfo=UTC)
+    body = await _series(
+        reader,
+        device="env-1",
+        metric="no2_ppb",
+        start=start,
+        end=end,
+        bucket="1d",
+        agg="avg",
+        tz="Africa/Monrovia",
+    )
+    assert body["series"][0]["source"] == "raw"
