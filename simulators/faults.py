@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from devices.catalog import BY_NAME, Kind
 from simulators.city import CHICAGO_AREA, Area, SimGateway
-from simulators.physics import METRICS, sun_elevation
+from simulators.physics import METRICS, STANDBY_W, current_a, sun_elevation
 
 F64 = npt.NDArray[np.float64]
 
@@ -325,13 +325,11 @@ class Planner:
     ) -> Fault:
         start = self.start_ms + span[0] * self.interval_ms
         end = self.start_ms + span[1] * self.interval_ms
-        params = draw_params(rng, kind, metrics, self.interval_ms)
+        params = draw_params(rng, kind, metrics)
         return Fault(kind, gateway_id, device_id, metrics, _at(start), _at(end), params)
 
 
-def draw_params(
-    rng: np.random.Generator, kind: str, metrics: tuple[str, ...], interval_ms: int
-) -> dict[str, float]:
+def draw_params(rng: np.random.Generator, kind: str, metrics: tuple[str, ...]) -> dict[str, float]:
     """A fault's magnitudes."""
     metric = metrics[0] if metrics else ""
     sign = float(rng.choice([-1.0, 1.0]))
@@ -382,16 +380,16 @@ def inject(
     x = arrays[a.kind]
     r, f, p = a.row, a.fault.fault, a.params
     if f == "lamp_out" or (f == "flicker" and (tick - a.first + p["phase"]) % 2 == 0):
-        x[r, 0] = 0.4  # standby: the driver is alive, the lamp is not
+        x[r, 0] = STANDBY_W  # the driver is alive, the lamp is not
         x[r, 2] = 0.0
-        x[r, 5] = 0.4 / (x[r, 4] * 0.5)
+        x[r, 5] = current_a(STANDBY_W, x[r, 4], False)
     elif f == "day_burner":
         rating = p["rating"]
         x[r, 0], x[r, 2], x[r, 3] = rating * (1 + 0.01 * math.sin(tick)), 1.0, 100.0
-        x[r, 5] = x[r, 0] / (x[r, 4] * 0.95)
+        x[r, 5] = current_a(x[r, 0], x[r, 4], True)
     elif f == "power_out_of_band":
         x[r, 0] *= p["factor"]
-        x[r, 5] = x[r, 0] / (x[r, 4] * 0.95)
+        x[r, 5] = current_a(x[r, 0], x[r, 4], True)
     elif f == "stuck":
         x[r, a.columns[0]] = a.held[0]
     elif f == "drift":

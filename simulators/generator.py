@@ -324,7 +324,6 @@ class CityGenerator:
                 np.random.default_rng([self.seed, 0xDA7A, order]),
                 f.fault,
                 f.metrics,
-                self.interval_ms,
             )
         a = Active(f, self._tick_of(f.start_ms), self._tick_of(f.end_ms), params)
         if f.device_id is None:

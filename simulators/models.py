@@ -29,7 +29,6 @@ def sun_elevation_deg(when: datetime, latitude: float, longitude: float) -> floa
 @dataclass(slots=True)
 class DeviceState:
     energy_wh: float = 0.0
-    last_s: float | None = None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -52,11 +51,8 @@ def _one(
         physics.environment(f, at, _WEATHER.at(t), rng, out)
     else:
         physics.traffic(f, at, dt_s, rng, out)
-    s.last_s = t
     physics.round_columns(d.kind, out)
     return dict(zip(f.metrics, out[0].tolist(), strict=True))
 
 
-streetlight = environment = traffic = _one
-
-MODELS = {Kind.STREETLIGHT: _one, Kind.ENVIRONMENT: _one, Kind.TRAFFIC: _one}
+streetlight = traffic = _one

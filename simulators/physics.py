@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -259,13 +260,14 @@ def streetlights(
     out[:, 2] = on
     out[:, 3] = dim
     out[:, 4] = voltage
-    out[:, 5] = out[:, 0] / (voltage * np.where(on, 0.95, 0.5))
+    out[:, 5] = current_a(out[:, 0], voltage, on)
     out[:, 6] = lux
 
 
-def current_a(power_w: F64, voltage_v: F64, lit: F64) -> F64:
-    """A lamp's current from its power: power factor 0.95 lit, 0.5 on standby."""
-    return power_w / (voltage_v * np.where(lit > 0, 0.95, 0.5))
+def current_a(power_w: Any, voltage_v: Any, lit: Any) -> Any:
+    """A lamp's current from its power (arrays or numbers): power factor 0.95 lit, 0.5 on
+    standby."""
+    return power_w / (voltage_v * np.where(lit, 0.95, 0.5))
 
 
 def environment(

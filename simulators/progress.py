@@ -22,7 +22,7 @@ class Progress:
         self.tty = self.stream.isatty()
         self.total_s = total_s
         self.every_s = every_s if every_s is not None else (0.5 if self.tty else 10.0)
-        self._t0 = self._last = time.monotonic()
+        self._last = time.monotonic()
         self._last_values = 0
 
     def due(self) -> bool:

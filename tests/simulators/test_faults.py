@@ -77,8 +77,6 @@ def test_every_kind_is_injected_and_written_to_the_ground_truth(
         assert (obj["device_id"] is None) == (obj["fault"] in GATEWAY_FAULTS)
         assert Fault.from_json(obj) == f
         assert START <= f.start < f.end <= END
-    path = io.StringIO(out.getvalue())
-    del path
 
 
 def test_ground_truth_round_trips_through_a_file(
@@ -103,12 +101,11 @@ def test_every_fault_is_visible_in_its_interval(
 ) -> None:
     events, faults = faulty
     bad, good = _readings(events), _readings(healthy)
-    gateway_of = {d.device_id: g.gateway_id for g in CITY for d in g.devices}
     for f in faults:
         ticks = _ticks(f)
         assert ticks, f
         if f.fault in GATEWAY_FAULTS:
-            _gateway_visible(f, ticks, events, gateway_of)
+            _gateway_visible(f, ticks, events)
             continue
         assert f.device_id is not None
         did = f.device_id
@@ -160,9 +157,7 @@ def _scale(metric: str) -> float:
     return DRIFT[metric]
 
 
-def _gateway_visible(
-    f: Fault, ticks: list[int], events: list[Event], gateway_of: dict[str, str]
-) -> None:
+def _gateway_visible(f: Fault, ticks: list[int], events: list[Event]) -> None:
     gid = f.gateway_id
     mine = [m for m in events if isinstance(m, Message) and m.gateway_id == gid]
     carrying = [m for m in mine if m.readings and f.covers(m.taken_at)]
@@ -190,7 +185,6 @@ def _gateway_visible(
         skews = {r.ts - m.taken_at for m in carrying for r in m.readings}
         skews |= {m.sent_at - m.published_at for m in carrying}
         assert len(skews) == 1 and skews != {0} and len(carrying) == len(ticks), f
-    del gateway_of
 
 
 def test_nothing_changes_outside_the_faults(
