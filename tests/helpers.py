@@ -60,6 +60,11 @@ async def wait_until(check: Callable[[], Awaitable[bool]], *, within_s: float = 
         await asyncio.sleep(0.1)
 
 
+async def delivered(ingester: Ingester, n: int) -> bool:
+    """Whether ``ingester`` has handled ``n`` deliveries (stored or dead-lettered)."""
+    return ingester.stats.deliveries >= n
+
+
 class ThreadedGateway:
     """A gateway on paho-mqtt: publishes in its own thread, reconnects by itself, and
     queues what it publishes while disconnected (as a field gateway buffers)."""

@@ -29,7 +29,7 @@ from devices.contract import topic
 from storage.database import connect
 from storage.queries import create_key
 from tests.fix_servers import DatabaseServer
-from tests.helpers import make_ingester, publish, query, reading, telemetry, wait_until
+from tests.helpers import delivered, make_ingester, publish, query, reading, telemetry, wait_until
 
 FALL = datetime(2025, 11, 1, 5, tzinfo=UTC)  # 2025-11-01 00:00 in Chicago (CDT)
 SPRING = datetime(2026, 3, 7, 6, tzinfo=UTC)  # 2026-03-07 00:00 in Chicago (CST)
@@ -131,11 +131,7 @@ async def _load(url: str, broker: LocalMosquitto, prefix: str) -> None:
         for i in range(0, len(messages), 200):
             await publish(broker, messages[i : i + 200])
             n = min(i + 200, len(messages))
-
-            async def delivered(n: int = n) -> bool:
-                return ingester.stats.deliveries >= n
-
-            await wait_until(delivered, within_s=60)
+            await wait_until(lambda n=n: delivered(ingester, n), within_s=60)  # type: ignore[misc]
 
         async def dead_lettered() -> bool:
             return bool(await query(url, "SELECT 1 FROM dead_letters"))

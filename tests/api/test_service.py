@@ -16,7 +16,16 @@ from citytel.local import LocalMosquitto
 from devices.contract import topic
 from storage.database import connect
 from tests.api.conftest import SPRING, City, api_client, new_key
-from tests.helpers import T0_MS, make_ingester, publish, query, reading, telemetry, wait_until
+from tests.helpers import (
+    T0_MS,
+    delivered,
+    make_ingester,
+    publish,
+    query,
+    reading,
+    telemetry,
+    wait_until,
+)
 
 
 def _samples(text: str) -> dict[str, float]:
@@ -55,10 +64,7 @@ async def test_metrics_of_the_last_minute(
     async with make_ingester(database_url, mosquitto, topic_prefix, "metrics") as ingester:
         await publish(mosquitto, messages)
 
-        async def stored() -> bool:
-            return ingester.stats.deliveries >= 3
-
-        await wait_until(stored)
+        await wait_until(lambda: delivered(ingester, 3))
     async with api_client(database_url, await new_key(database_url, "reader")) as client:
         s = _samples((await client.get("/metrics")).text)
     assert s["citytel_ingest_messages_total"] == 3

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from citytel.local import LocalMosquitto, LocalPostgres
-from ingest.ingester import Ingester
 from storage.database import connect
 from storage.migrate import upgrade
 from tests.helpers import (
     ThreadedGateway,
     count_exactly_once,
+    delivered,
     make_ingester,
     numbered_messages,
     publish,
@@ -199,11 +199,7 @@ async def test_a_gateway_replays_its_backlog_out_of_order_with_duplicates(
         await publish(mosquitto, live)
         await publish(mosquitto, replay)
         await _all_committed(database_url, 500)
-        await wait_until(lambda: _delivered(ingester, 620))
+        await wait_until(lambda: delivered(ingester, 620))
     assert ingester.stats.duplicates == 120
     assert await count_exactly_once(database_url) == (5_000, 5_000, 500)
     assert await query(database_url, "SELECT last_seq, messages FROM gateways") == [(500, 500)]
-
-
-async def _delivered(ingester: Ingester, n: int) -> bool:
-    return ingester.stats.deliveries >= n

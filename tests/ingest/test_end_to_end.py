@@ -10,7 +10,16 @@ from citytel.local import LocalMosquitto
 from devices.contract import topic
 from ingest.ingester import Ingester
 from ingest.mqtt import Broker
-from tests.helpers import T0_MS, make_ingester, publish, query, reading, telemetry, wait_until
+from tests.helpers import (
+    T0_MS,
+    delivered,
+    make_ingester,
+    publish,
+    query,
+    reading,
+    telemetry,
+    wait_until,
+)
 
 
 def _ingester(database_url: str, broker: LocalMosquitto, prefix: str) -> Ingester:
@@ -118,15 +127,11 @@ async def test_gateway_status_is_recorded(
                 (topic("gw-s", "status", prefix=topic_prefix), b"sleepy"),
             ],
         )
-        await wait_until(lambda: _delivered(ingester, 3))
+        await wait_until(lambda: delivered(ingester, 3))
     assert await query(database_url, "SELECT status FROM gateways WHERE gateway_id = 'gw-s'") == [
         ("offline",)
     ]
     assert await query(database_url, "SELECT reason FROM dead_letters") == [("invalid_status",)]
-
-
-async def _delivered(ingester: Ingester, n: int) -> bool:
-    return ingester.stats.deliveries >= n
 
 
 async def test_acks_follow_commits_and_the_session_outlives_the_ingester(
@@ -143,11 +148,11 @@ async def test_acks_follow_commits_and_the_session_outlives_the_ingester(
 
     async with _ingester(database_url, mosquitto, topic_prefix) as ingester:
         await publish(mosquitto, batch(1))
-        await wait_until(lambda: _delivered(ingester, 50))
+        await wait_until(lambda: delivered(ingester, 50))
     # Published while no ingester runs: the broker queues them for the session.
     await publish(mosquitto, batch(51))
     async with _ingester(database_url, mosquitto, topic_prefix) as again:
-        await wait_until(lambda: _delivered(again, 50))
+        await wait_until(lambda: delivered(again, 50))
         await asyncio.sleep(0.5)
         # Exactly the 50 queued ones: the first 50 were acknowledged after their commit.
         assert again.stats.deliveries == 50 and again.stats.duplicates == 0

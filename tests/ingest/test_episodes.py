@@ -9,7 +9,16 @@ import numpy as np
 from citytel.local import LocalMosquitto
 from devices.contract import topic
 from ingest.ingester import Ingester
-from tests.helpers import T0_MS, make_ingester, publish, query, reading, telemetry, wait_until
+from tests.helpers import (
+    T0_MS,
+    delivered,
+    make_ingester,
+    publish,
+    query,
+    reading,
+    telemetry,
+    wait_until,
+)
 
 MIN_MS = 60_000
 
@@ -37,7 +46,7 @@ async def test_a_voltage_spike_opens_and_closes_one_deviation_episode(
         for i in range(0, len(messages), 25):
             await publish(mosquitto, messages[i : i + 25])
             n = min(i + 25, len(messages))
-            await wait_until(lambda n=n: _delivered(ingester, n))  # type: ignore[misc]
+            await wait_until(lambda n=n: delivered(ingester, n))  # type: ignore[misc]
     rows = await query(
         database_url,
         "SELECT m.name, e.detector, (extract(epoch FROM e.started_at) * 1000)::bigint,"
@@ -81,7 +90,7 @@ async def test_a_lamp_out_at_night_is_a_device_episode(
     ingester = make_ingester(database_url, mosquitto, topic_prefix, "lamp", batch_max_wait_s=0.02)
     async with ingester:
         await publish(mosquitto, messages)
-        await wait_until(lambda: _delivered(ingester, 60))
+        await wait_until(lambda: delivered(ingester, 60))
     rows = await query(
         database_url,
         "SELECT detector, metric, ended_at IS NULL,"
@@ -89,10 +98,6 @@ async def test_a_lamp_out_at_night_is_a_device_episode(
         " WHERE detector = 'lamp_out'",
     )
     assert rows == [("lamp_out", None, True, T0_MS + 32 * 10 * MIN_MS)]  # after 15 min, still open
-
-
-async def _delivered(ingester: Ingester, n: int) -> bool:
-    return ingester.stats.deliveries >= n
 
 
 def _voltage(gateway: str, device: str, prefix: str, values: list[float], seq0: int = 0):  # type: ignore[no-untyped-def]
@@ -120,7 +125,7 @@ async def test_a_restart_keeps_baselines_and_does_not_reopen_an_episode(
     first = _voltage("gw-c", "sl-c", topic_prefix, [*calm[:130], 160.0, 161.0])
     async with _ingester(database_url, mosquitto, topic_prefix) as ingester:
         await publish(mosquitto, first)
-        await wait_until(lambda: _delivered(ingester, len(first)))
+        await wait_until(lambda: delivered(ingester, len(first)))
     saved = await query(database_url, "SELECT name, length(state) > 0 FROM detector_state")
     assert saved == [(f"cp-{topic_prefix}", True)]
     open_ = "SELECT count(*) FILTER (WHERE ended_at IS NULL), count(*) FROM episodes"
@@ -130,7 +135,7 @@ async def test_a_restart_keeps_baselines_and_does_not_reopen_an_episode(
     second = _voltage("gw-c", "sl-c", topic_prefix, [162.0, *calm[130:136], 165.0], seq0=132)
     async with _ingester(database_url, mosquitto, topic_prefix) as ingester:
         await publish(mosquitto, second)
-        await wait_until(lambda: _delivered(ingester, len(second)))
+        await wait_until(lambda: delivered(ingester, len(second)))
     rows = await query(
         database_url, "SELECT ended_at IS NULL, observed FROM episodes ORDER BY started_at"
     )
@@ -153,7 +158,7 @@ async def test_a_silent_gateway_is_one_episode_and_its_return_closes_it(
     ingester = _ingester(database_url, mosquitto, topic_prefix, dropout_check_s=0.1)
     async with ingester:
         await publish(mosquitto, [message(i) for i in range(10)])
-        await wait_until(lambda: _delivered(ingester, 10))
+        await wait_until(lambda: delivered(ingester, 10))
         sql = "SELECT gateway IS NOT NULL, device, ended_at IS NULL FROM episodes"
         await wait_until(lambda: _rows(database_url, sql, [(True, None, True)]), within_s=10)
         await publish(mosquitto, [message(i) for i in range(10, 20)])
@@ -172,7 +177,7 @@ async def test_out_of_range_values_are_dead_letters_and_a_range_episode(
     ]
     async with _ingester(database_url, mosquitto, topic_prefix) as ingester:
         await publish(mosquitto, messages)
-        await wait_until(lambda: _delivered(ingester, len(messages)))
+        await wait_until(lambda: delivered(ingester, len(messages)))
     letters = await query(database_url, "SELECT count(*) FROM dead_letters")
     assert letters == [(3,)]
     rows = await query(

@@ -7,11 +7,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from citytel.local import LocalMosquitto
-from ingest.ingester import Ingester
 from simulators.city import build_city
 from simulators.faults import Fault
 from simulators.run import Simulation
-from tests.helpers import make_ingester, query, wait_until
+from tests.helpers import delivered, make_ingester, query, wait_until
 
 
 async def test_a_simulated_night_with_faults_becomes_rollups_and_episodes(
@@ -39,7 +38,7 @@ async def test_a_simulated_night_with_faults_becomes_rollups_and_episodes(
         ) as sim:  # fmt: skip
             await asyncio.wait_for(sim.wait(), 60)
         messages = sim.stats.messages
-        await wait_until(lambda: _delivered(ingester, messages), within_s=30)
+        await wait_until(lambda: delivered(ingester, messages), within_s=30)
     stored = await query(database_url, "SELECT count(*) FROM readings")
     rolled = await query(database_url, "SELECT sum(count) FROM rollups WHERE width_s = 60")
     assert stored[0][0] > 8_000 and rolled == stored  # every stored value in one window
@@ -55,7 +54,3 @@ async def test_a_simulated_night_with_faults_becomes_rollups_and_episodes(
         assert (detector, device) in {("lamp_out", lamp), ("dead_detector", road),
                                       ("range", env), ("flatline", road)}, rows  # fmt: skip
         assert window[0] <= started <= window[1], rows
-
-
-async def _delivered(ingester: Ingester, n: int) -> bool:
-    return ingester.stats.deliveries >= n

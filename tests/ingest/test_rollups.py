@@ -8,8 +8,16 @@ import pytest
 
 from citytel.local import LocalMosquitto
 from devices.contract import topic
-from ingest.ingester import Ingester
-from tests.helpers import T0_MS, make_ingester, publish, query, reading, telemetry, wait_until
+from tests.helpers import (
+    T0_MS,
+    delivered,
+    make_ingester,
+    publish,
+    query,
+    reading,
+    telemetry,
+    wait_until,
+)
 
 START_MS = T0_MS - T0_MS % 3_600_000  # on the hour, so windows are easy to see
 
@@ -56,9 +64,9 @@ async def test_rollups_match_the_raw_readings_with_late_and_duplicate_messages(
         for i in range(0, len(messages), 10):  # in batches, so windows close on the way
             await publish(mosquitto, messages[i : i + 10])
             n = min(i + 10, len(messages))
-            await wait_until(lambda n=n: _delivered(ingester, n))  # type: ignore[misc]
+            await wait_until(lambda n=n: delivered(ingester, n))  # type: ignore[misc]
         await publish(mosquitto, [(t, late)])
-        await wait_until(lambda: _delivered(ingester, len(messages) + 1))
+        await wait_until(lambda: delivered(ingester, len(messages) + 1))
     assert ingester.stats.late_values == 1
     for width in (60, 900, 3600):
         raw = await query(database_url, _FROM_RAW, {"w": width})  # type: ignore[arg-type]
@@ -72,7 +80,3 @@ async def test_rollups_match_the_raw_readings_with_late_and_duplicate_messages(
     )
     assert [(w, late) for w, late, _ in late_rows] == [(60, 1)]
     assert late_rows[0][2] >= 2  # the closed window was re-opened, merged, re-emitted
-
-
-async def _delivered(ingester: Ingester, n: int) -> bool:
-    return ingester.stats.deliveries >= n
