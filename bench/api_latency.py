@@ -44,7 +44,7 @@ import psycopg
 from api.app import create_app
 from citytel.local import LocalPostgres
 from storage import queries
-from storage.copy import PG_EPOCH_US, READINGS_COPY, encode_readings
+from storage.copy import PG_EPOCH_US, READINGS_COPY, encode_columns, encode_readings
 from storage.database import connect
 from storage.migrate import upgrade
 
@@ -103,19 +103,6 @@ async def load_registry(conn: psycopg.AsyncConnection[Any], devices: int) -> lis
     return kinds
 
 
-def _copy_stream(columns: list[tuple[str, npt.NDArray[Any]]]) -> bytes:
-    """COPY BINARY stream of these columns (big-endian NumPy dtypes, same lengths)."""
-    fields: list[tuple[str, str]] = [("n", ">i2")]
-    for name, array in columns:
-        fields += [(f"{name}_len", ">i4"), (name, array.dtype.newbyteorder(">").str)]
-    rows = np.empty(len(columns[0][1]), dtype=np.dtype(fields))
-    rows["n"] = len(columns)
-    for name, array in columns:
-        rows[f"{name}_len"] = array.dtype.itemsize
-        rows[name] = array
-    return b"PGCOPY\n\xff\r\n\x00" + bytes(8) + rows.tobytes() + b"\xff\xff"
-
-
 ROLLUP_COLUMNS = (
     "device, metric, width_s, window_start, count, sum, mean, m2, min, max,"
     " first_time, first, last_time, last"
@@ -142,7 +129,7 @@ def rollups_of(
     mean = total / count
     m2 = np.maximum(np.add.reduceat(vv * vv, starts) - total * mean, 0.0)
     g = sidx[starts]
-    return _copy_stream(
+    return encode_columns(
         [
             ("device", series_device[g].astype(np.int32)),
             ("metric", series_metric[g].astype(np.int16)),
@@ -223,7 +210,7 @@ async def load_episodes(
                 start + timedelta(minutes=float(rng.uniform(1, 120))),
             )
         )
-    open_devices = rng.choice(np.arange(1, devices + 1), 50, replace=False)
+    open_devices = rng.choice(np.arange(1, devices + 1), min(50, devices), replace=False)
     rows += [
         (int(d), "lamp_out", end - timedelta(hours=float(rng.uniform(0, 48))), None)
         for d in open_devices

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -10,21 +12,6 @@ PG_EPOCH_US = 946_684_800_000_000
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
 _TRAILER = b"\xff\xff"
-
-# One tuple of readings (time, device, metric, value), each field preceded by its length.
-_ROW = np.dtype(
-    [
-        ("fields", ">i2"),
-        ("time_len", ">i4"),
-        ("time", ">i8"),
-        ("device_len", ">i4"),
-        ("device", ">i4"),
-        ("metric_len", ">i4"),
-        ("metric", ">i2"),
-        ("value_len", ">i4"),
-        ("value", ">f8"),
-    ]
-)
 
 READINGS_COPY = "COPY readings (time, device, metric, value) FROM STDIN (FORMAT BINARY)"
 
@@ -39,14 +26,20 @@ def encode_readings(
 
     ``time_us`` is Unix time in microseconds.
     """
-    rows = np.empty(len(time_us), dtype=_ROW)
-    rows["fields"] = 4
-    rows["time_len"] = 8
-    rows["time"] = time_us - PG_EPOCH_US
-    rows["device_len"] = 4
-    rows["device"] = device
-    rows["metric_len"] = 2
-    rows["metric"] = metric
-    rows["value_len"] = 8
-    rows["value"] = value
+    return encode_columns(
+        [("time", time_us - PG_EPOCH_US), ("device", device), ("metric", metric), ("value", value)]
+    )
+
+
+def encode_columns(columns: list[tuple[str, npt.NDArray[Any]]]) -> bytes:
+    """The COPY BINARY stream of these columns (NumPy arrays of one length, fixed-size
+    types: each field goes as its big-endian bytes, preceded by its length)."""
+    fields: list[tuple[str, str]] = [("n", ">i2")]
+    for name, array in columns:
+        fields += [(f"{name}_len", ">i4"), (name, array.dtype.newbyteorder(">").str)]
+    rows = np.empty(len(columns[0][1]), dtype=np.dtype(fields))
+    rows["n"] = len(columns)
+    for name, array in columns:
+        rows[f"{name}_len"] = array.dtype.itemsize
+        rows[name] = array
     return _HEADER + rows.tobytes() + _TRAILER
