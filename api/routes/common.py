@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fastapi import Depends, Query
+
+from api.models import GatewayStatus, Kind
 from api.problems import (
     TIMEOUT,
     UNAUTHORIZED,
@@ -12,6 +16,7 @@ from api.problems import (
     ProblemError,
     response,
 )
+from storage import queries
 
 PROTECTED = response(UNAUTHORIZED, VALIDATION, UNAVAILABLE, TIMEOUT)
 PAGE_MAX = 1000
@@ -36,3 +41,20 @@ def bbox(text: str | None) -> tuple[float, float, float, float] | None:
         raise ProblemError(VALIDATION, "bbox: need -180 <= minLon <= maxLon <= 180 and the"
                            " same for latitudes within ±90")  # fmt: skip
     return x0, y0, x1, y1
+
+
+def _device_filter(
+    kind: Kind | None = None,
+    gateway: Annotated[str | None, Query(description="A gateway id")] = None,
+    status: Annotated[GatewayStatus | None, Query(description="Its gateway's status")] = None,
+    bbox_: Annotated[
+        str | None,
+        Query(alias="bbox", description="minLon,minLat,maxLon,maxLat", examples=["-88,41,-87,42"]),
+    ] = None,
+    q: Annotated[str | None, Query(description="Part of the device id", max_length=64)] = None,
+) -> queries.DeviceFilter:
+    """The device list's filters (the list and its exports)."""
+    return queries.DeviceFilter(kind=kind, gateway=gateway, status=status, bbox=bbox(bbox_), q=q)
+
+
+DeviceFilterQ = Annotated[queries.DeviceFilter, Depends(_device_filter)]

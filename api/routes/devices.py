@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from api import cursors
 from api.deps import ApiLimits, Conn, get_role
-from api.models import Device, DeviceDetail, DevicePage, GatewayStatus, Kind, Latest, LatestValue
+from api.models import Device, DeviceDetail, DevicePage, Kind, Latest, LatestValue
 from api.problems import NOT_FOUND, TOO_MANY_POINTS, ProblemError, response
-from api.routes.common import PAGE_MAX, PROTECTED, bbox
+from api.routes.common import PAGE_MAX, PROTECTED, DeviceFilterQ
 from storage import queries
 
 router = APIRouter(
@@ -23,19 +23,11 @@ DeviceId = Annotated[str, Path(description="The device's id", examples=["sl-0001
 @router.get("/devices")
 async def list_devices(
     conn: Conn,
-    kind: Kind | None = None,
-    gateway: Annotated[str | None, Query(description="A gateway id")] = None,
-    status: Annotated[GatewayStatus | None, Query(description="Its gateway's status")] = None,
-    bbox_: Annotated[
-        str | None,
-        Query(alias="bbox", description="minLon,minLat,maxLon,maxLat", examples=["-88,41,-87,42"]),
-    ] = None,
-    q: Annotated[str | None, Query(description="Part of the device id", max_length=64)] = None,
+    f: DeviceFilterQ,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the page before")] = None,
 ) -> DevicePage:
     """Devices in id order, filtered; a page at a time (keyset pagination)."""
-    f = queries.DeviceFilter(kind=kind, gateway=gateway, status=status, bbox=bbox(bbox_), q=q)
     rows = await queries.list_devices(conn, f, after=cursors.device_after(cursor), limit=limit + 1)
     items = [Device.model_validate(r) for r in rows[:limit]]
     more = len(rows) > limit

@@ -19,8 +19,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from api.deps import Conn, get_role
-from api.models import Bucket, GatewayStatus, Kind
-from api.routes.common import PROTECTED, bbox
+from api.models import Bucket
+from api.routes.common import PROTECTED, DeviceFilterQ
 from api.routes.series import AggQ, Devices, End, Metrics, Start, Tz, request_of
 from storage import queries
 
@@ -66,20 +66,6 @@ def _ok(media_type: str) -> dict[int | str, dict[str, Any]]:
     return {200: {"content": {media_type: {"schema": schema}}}}
 
 
-def _device_filter(
-    kind: Kind | None = None,
-    gateway: str | None = None,
-    status: GatewayStatus | None = None,
-    bbox_: Annotated[
-        str | None, Query(alias="bbox", description="minLon,minLat,maxLon,maxLat")
-    ] = None,
-    q: Annotated[str | None, Query(description="Part of the device id", max_length=64)] = None,
-) -> queries.DeviceFilter:
-    """The device list's filters."""
-    return queries.DeviceFilter(kind=kind, gateway=gateway, status=status, bbox=bbox(bbox_), q=q)
-
-
-DeviceFilterQ = Annotated[queries.DeviceFilter, Depends(_device_filter)]
 BucketR = Annotated[Bucket, Query(description="Required: exports are aggregates only")]
 
 
