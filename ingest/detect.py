@@ -27,7 +27,7 @@ from processing.detectors import Deviation, Flatline
 from processing.episodes import OPENED, Changes, Episodes
 from processing.rules import LIT_W, Dropout, StreetlightRules, TrafficRules, pivot_readings
 from processing.seasonal import Seasonal
-from processing.state import Arrays, arrays_of, load_arrays
+from processing.state import Arrays, arrays_of, grow, load_arrays
 from storage.episodes import EpisodeChange
 from storage.writer import ValueColumns
 
@@ -191,12 +191,7 @@ class Detection:
 
     def _slots(self, series: I64) -> I64:
         """Each series' slot, new series given the next free ones."""
-        index = self._slot_of
-        need = int(series.max()) + 1
-        if need > len(index):
-            grown = np.full(max(need, 2 * len(index)), -1, dtype=np.int64)
-            grown[: len(index)] = index
-            self._slot_of = index = grown
+        self._slot_of = index = grow(self._slot_of, int(series.max()) + 1, -1)
         slots: I64 = index[series]
         new = slots < 0
         if new.any():
@@ -215,11 +210,7 @@ class Detection:
         self._devices.update(device, t, arrived)
         if gateway is not None and len(gateway):
             self._gateways.update(gateway, t, arrived)
-            need = int(device.max()) + 1
-            if need > len(self._device_gateway):
-                grown = np.full(max(need, 2 * len(self._device_gateway)), -1, dtype=np.int64)
-                grown[: len(self._device_gateway)] = self._device_gateway
-                self._device_gateway = grown
+            self._device_gateway = grow(self._device_gateway, int(device.max()) + 1, -1)
             self._device_gateway[device] = gateway
 
     def _values(

@@ -14,24 +14,16 @@
 from __future__ import annotations
 
 import math
-from typing import TypeVar
 
 import numba
 import numpy as np
 import numpy.typing as npt
 
 from processing.rules import _persisting
+from processing.state import grow
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
-A = TypeVar("A", I64, F64)
-
-
-def _grow(a: A, need: int, fill: float) -> A:
-    if need <= len(a):
-        return a
-    grown: A = np.concatenate([a, np.full(max(need, 2 * len(a)) - len(a), fill, dtype=a.dtype)])
-    return grown
 
 
 @numba.njit(cache=True, nogil=True)
@@ -73,9 +65,9 @@ class Flicker:
         """A score per reading; a device's readings in time order (µs)."""
         d = np.ascontiguousarray(device, dtype=np.int64)
         need = int(d.max()) + 1 if len(d) else 0
-        self.state = _grow(self.state, need, -1)
-        self.last_t = _grow(self.last_t, need, 0)
-        self.count = _grow(self.count, need, 0.0)
+        self.state = grow(self.state, need, -1)
+        self.last_t = grow(self.last_t, need, 0)
+        self.count = grow(self.count, need, 0.0)
         out = np.empty(len(d))
         _flicker(
             d,
@@ -101,7 +93,7 @@ class DeadDetector:
     def update(self, device: I64, time: I64, speed: F64, volume: F64, occupancy: F64) -> F64:
         """A score per reading (NaN where the reading lacks a metric; not all may lack)."""
         d = np.ascontiguousarray(device, dtype=np.int64)
-        self.since = _grow(self.since, int(d.max()) + 1 if len(d) else 0, -1)
+        self.since = grow(self.since, int(d.max()) + 1 if len(d) else 0, -1)
         cols = np.vstack([speed, volume, occupancy])
         with np.errstate(invalid="ignore"):
             zeros = np.where(np.isnan(cols), True, np.abs(cols) < 0.5)

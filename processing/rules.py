@@ -22,6 +22,8 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from processing.state import grow
+
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
@@ -77,12 +79,10 @@ class Dropout:
         (default: ``time``), so a burst of replayed readings is no new usual interval.
         """
         s = np.ascontiguousarray(series, dtype=np.int64)
-        if len(s) and int(s.max()) >= len(self._n):
-            grow = max(int(s.max()) + 1, 2 * len(self._n)) - len(self._n)
-            self._last = np.r_[self._last, np.zeros(grow, np.int64)]
-            self._event = np.r_[self._event, np.zeros(grow, np.int64)]
-            self._gap = np.r_[self._gap, np.zeros(grow)]
-            self._n = np.r_[self._n, np.zeros(grow, np.int64)]
+        if len(s):
+            need = int(s.max()) + 1
+            self._last, self._event = grow(self._last, need, 0), grow(self._event, need, 0)
+            self._gap, self._n = grow(self._gap, need, 0.0), grow(self._n, need, 0)
         t = np.ascontiguousarray(time, dtype=np.int64)
         _seen(
             s,

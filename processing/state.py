@@ -8,56 +8,55 @@ or in a helper object holding them); ``arrays_of`` collects them under dotted na
 from __future__ import annotations
 
 import io
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 Arrays = dict[str, npt.NDArray[Any]]
+A = TypeVar("A", npt.NDArray[np.int64], npt.NDArray[np.float64])
 
 
-def arrays_of(obj: object, prefix: str = "") -> Arrays:
-    """Every array reachable from ``obj``'s attributes, by dotted name."""
-    out: Arrays = {}
+def grow(a: A, need: int, fill: float) -> A:
+    """``a`` with room for ``need`` entries, new ones ``fill``: at least doubled when it
+    grows, so series joining one by one copy the state rarely."""
+    if need <= len(a):
+        return a
+    grown: A = np.concatenate([a, np.full(max(need, 2 * len(a)) - len(a), fill, dtype=a.dtype)])
+    return grown
+
+
+def _places(obj: object, prefix: str = "") -> Iterator[tuple[str, Any, str, np.ndarray]]:
+    """(dotted name, holder, field, array) of every array reachable from ``obj``'s
+    attributes: held directly, in a dict, or in a helper object."""
     for name, v in vars(obj).items():
         key = f"{prefix}{name}"
         if isinstance(v, np.ndarray):
-            out[key] = v
+            yield key, obj, name, v
         elif isinstance(v, dict):
             for k, a in v.items():
                 if isinstance(a, np.ndarray):
-                    out[f"{key}.{k}"] = a
+                    yield f"{key}.{k}", v, k, a
                 elif hasattr(a, "__dict__"):
-                    out.update(arrays_of(a, f"{key}.{k}."))
+                    yield from _places(a, f"{key}.{k}.")
         elif hasattr(v, "__dict__") and not isinstance(v, type):
-            out.update(arrays_of(v, f"{key}."))
-        elif isinstance(v, tuple):
-            for i, a in enumerate(v):
-                if hasattr(a, "__dict__"):
-                    out.update(arrays_of(a, f"{key}.{i}."))
-    return out
+            yield from _places(v, f"{key}.")
 
 
-def load_arrays(obj: object, arrays: Arrays, prefix: str = "") -> None:
+def arrays_of(obj: object) -> Arrays:
+    """Every array reachable from ``obj``'s attributes, by dotted name."""
+    return {key: a for key, _, _, a in _places(obj)}
+
+
+def load_arrays(obj: object, arrays: Arrays) -> None:
     """Set ``obj``'s arrays from ``arrays`` (names as ``arrays_of`` gives them)."""
-    for name, v in vars(obj).items():
-        key = f"{prefix}{name}"
-        if isinstance(v, np.ndarray):
-            if key in arrays:
-                setattr(obj, name, arrays[key].copy())
-        elif isinstance(v, dict):
-            for k, a in list(v.items()):
-                if isinstance(a, np.ndarray):
-                    if f"{key}.{k}" in arrays:
-                        v[k] = arrays[f"{key}.{k}"].copy()
-                elif hasattr(a, "__dict__"):
-                    load_arrays(a, arrays, f"{key}.{k}.")
-        elif hasattr(v, "__dict__") and not isinstance(v, type):
-            load_arrays(v, arrays, f"{key}.")
-        elif isinstance(v, tuple):
-            for i, a in enumerate(v):
-                if hasattr(a, "__dict__"):
-                    load_arrays(a, arrays, f"{key}.{i}.")
+    for key, holder, field, _ in list(_places(obj)):
+        if key in arrays:
+            if isinstance(holder, dict):
+                holder[field] = arrays[key].copy()
+            else:
+                setattr(holder, field, arrays[key].copy())
 
 
 def pack(arrays: Arrays) -> bytes:
