@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 
 from devices.catalog import METRICS, Kind
+from devices.columns import ValueColumns
 from ingest.detect import Detection
 from processing.detectors import Combined, Deviation, Flatline
 from processing.windows import Windows
-from storage.writer import ValueColumns
 
 SIZE = 60_000_000
 TICK = 10_000_000

@@ -37,13 +37,12 @@ from typing import Any
 import numpy as np
 
 from devices.catalog import BY_NAME, METRICS
-from ingest.batch import HIGH, LOW
+from devices.columns import EpisodeChange, ValueColumns
+from devices.tables import HIGH, LOW
 from ingest.detect import Detection
 from simulators.city import build_city
 from simulators.faults import Fault
 from simulators.generator import CityGenerator, Message
-from storage.episodes import EpisodeChange
-from storage.writer import ValueColumns
 
 DETECTOR_FAULT = {
     "lamp_out": "lamp_out", "day_burner": "day_burner", "flicker": "flicker",

@@ -13,8 +13,8 @@ from typing import Any
 
 import simulators.cli
 from citytel import supervisor
-from citytel.errors import CitytelError
 from citytel.settings import Settings, broker_from_url
+from devices.errors import CitytelError
 
 log = logging.getLogger("citytel")
 

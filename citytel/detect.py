@@ -13,7 +13,7 @@ from typing import TextIO
 import numpy as np
 import numpy.typing as npt
 
-from citytel.errors import CitytelError
+from devices.errors import CitytelError
 from processing.detectors import Combined
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from citytel.errors import ServerError
+from devices.errors import ServerError
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from citytel.errors import ConfigurationError
 from devices.contract import ID_PATTERN, TOPIC_ROOT
+from devices.errors import ConfigurationError
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from citytel.errors import ConfigurationError
+from devices.errors import ConfigurationError
 from ingest.limits import Limits
 from ingest.mqtt import Broker
 

@@ -16,12 +16,10 @@ import numpy as np
 import psycopg
 from psycopg.rows import TupleRow
 
-from processing.windows import EMPTY, Partials, Snapshot, Windows, merge, singles
+from devices.columns import Partials, ValueColumns
+from devices.tables import METRIC_SLOTS
+from processing.windows import EMPTY, Snapshot, Windows, merge, singles
 from storage.rollups import upsert_partials
-from storage.writer import ValueColumns
-
-METRIC_SLOTS = 64
-"""Series id = device key x 64 + metric id: dense for the kernels' state arrays."""
 
 
 @dataclass(slots=True)

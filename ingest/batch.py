@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from devices.catalog import METRICS
+from devices.columns import NO_TIME, DeadLetterRow, MessageColumns, ValueColumns
 from devices.contract import (
     DEVICES,
     STATUS,
@@ -24,28 +24,20 @@ from devices.contract import (
     Timestamp,
     parse_topic,
 )
+from devices.tables import (
+    HIGH,
+    KIND_NAMES,
+    LOW,
+    METRIC_IDS,
+    METRIC_KIND,
+    METRIC_UNITS,
+)
 from ingest.decode import Decoder, Rejection
 from ingest.limits import Limits
 from ingest.reasons import Reason
-from storage.registry import KIND_CODES
-from storage.writer import NO_TIME, DeadLetterRow, MessageColumns, ValueColumns
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-
-_METRIC_IDS = {m.name: m.id for m in METRICS}
-_SIZE = max(m.id for m in METRICS) + 1
-LOW = np.full(_SIZE, np.nan)
-"""Each metric's lowest valid value, by metric id (NaN: no such metric)."""
-HIGH = np.full(_SIZE, np.nan)
-"""Each metric's highest valid value, by metric id."""
-_KIND = np.zeros(_SIZE, dtype=np.int8)
-_NAME = [""] * _SIZE
-_UNIT = [""] * _SIZE
-for _m in METRICS:
-    LOW[_m.id], HIGH[_m.id], _KIND[_m.id] = _m.low, _m.high, KIND_CODES[_m.kind.value]
-    _NAME[_m.id], _UNIT[_m.id] = _m.name, _m.unit
-_KIND_NAME = {code: kind for kind, code in KIND_CODES.items()}
 
 
 _MS_BOUND = 1 << 52  # ~142,000 years: clamp before scaling so int64 cannot overflow
@@ -209,7 +201,7 @@ class BatchBuilder:
         bad_reading = self._check_readings(time_us, count, now_us, dead)
         reading = np.repeat(np.arange(len(count), dtype=np.int32), count)
         metric = np.fromiter(
-            map(_METRIC_IDS.get, self.v_name, repeat(0)), np.int16, len(self.v_name)
+            map(METRIC_IDS.get, self.v_name, repeat(0)), np.int16, len(self.v_name)
         )
         value = np.array(self.v_value, dtype=np.float64)
         r_msg = np.array(self.r_msg, dtype=np.int32)
@@ -264,7 +256,7 @@ class BatchBuilder:
         for the bad ones not already ``rejected``."""
         device_kind = kinds[v.device]
         unknown = v.metric == 0
-        wrong_kind = ~unknown & (device_kind != 0) & (device_kind != _KIND[v.metric])
+        wrong_kind = ~unknown & (device_kind != 0) & (device_kind != METRIC_KIND[v.metric])
         finite = np.isfinite(v.value)
         with np.errstate(invalid="ignore"):
             out_of_range = finite & ((v.value < LOW[v.metric]) | (v.value > HIGH[v.metric]))
@@ -281,12 +273,12 @@ class BatchBuilder:
         name, x, metric = self.v_name[i], self.v_value[i], int(v.metric[i])
         if metric == 0:
             return Reason.UNKNOWN_METRIC, f"metric {name!r} is not in the catalog"
-        if device_kind != 0 and device_kind != _KIND[metric]:
-            kind = _KIND_NAME[device_kind]
+        if device_kind != 0 and device_kind != METRIC_KIND[metric]:
+            kind = KIND_NAMES[device_kind]
             return Reason.METRIC_NOT_OF_KIND, f"metric {name!r} is not reported by a {kind}"
         if not np.isfinite(x):
             return Reason.NOT_FINITE, f"{name} = {x!r}"
-        bounds = f"[{LOW[metric]:g}, {HIGH[metric]:g}] {_UNIT[metric]}"
+        bounds = f"[{LOW[metric]:g}, {HIGH[metric]:g}] {METRIC_UNITS[metric]}"
         return Reason.OUT_OF_RANGE, f"{name} = {x!r} outside {bounds}"
 
     def _dead_reading(self, i: int, first: int, reason: Reason, detail: str) -> DeadLetterRow:

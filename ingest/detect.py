@@ -20,16 +20,14 @@ import numpy as np
 import numpy.typing as npt
 
 from devices.catalog import BY_NAME, METRICS, Kind
-from ingest.aggregate import METRIC_SLOTS
-from ingest.batch import HIGH, LOW
+from devices.columns import EpisodeChange, ValueColumns
+from devices.tables import HIGH, LOW, METRIC_SLOTS
 from processing.checks import DeadDetector, Flicker, range_scores
 from processing.detectors import Deviation, Flatline
 from processing.episodes import OPENED, Changes, Episodes
 from processing.rules import LIT_W, Dropout, StreetlightRules, TrafficRules, pivot_readings
 from processing.seasonal import Seasonal
 from processing.state import Arrays, arrays_of, grow, load_arrays
-from storage.episodes import EpisodeChange
-from storage.writer import ValueColumns
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,9 @@ from typing import Self
 import psycopg
 from psycopg.rows import TupleRow
 
-from citytel.errors import StorageError, StorageUnavailable
+from devices.columns import DeadLetterRow, EpisodeChange, ValueColumns
 from devices.contract import DeviceInfo, subscriptions
+from devices.errors import StorageError, StorageUnavailable
 from ingest.aggregate import Aggregator, Prepared
 from ingest.batch import BatchBuilder, Columns
 from ingest.decode import Decoder
@@ -32,9 +33,9 @@ from ingest.stats import IngestStats
 from processing.state import pack, unpack
 from storage.checkpoints import load_checkpoint, save_checkpoint
 from storage.database import Mode, connect, current_mode
-from storage.episodes import EpisodeChange, write_episodes
+from storage.episodes import write_episodes
 from storage.registry import DeviceUpsert, Registry
-from storage.writer import DeadLetterRow, ValueColumns, WriteResult, write_batch
+from storage.writer import WriteResult, write_batch
 
 log = logging.getLogger(__name__)
 

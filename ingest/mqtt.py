@@ -26,7 +26,7 @@ from gmqtt.mqtt.constants import MQTTv50
 from gmqtt.mqtt.handler import MQTTConnectError, MqttPackageHandler
 from gmqtt.mqtt.package import CommandWithMidPacket
 
-from citytel.errors import BrokerError
+from devices.errors import BrokerError
 
 log = logging.getLogger(__name__)
 PUBACK = _Commands.PUBACK

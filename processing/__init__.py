@@ -5,7 +5,7 @@ Imports no storage, transport or HTTP: arrays in, arrays out.
 
 from processing.detectors import Combined, Deviation, Flatline
 from processing.episodes import CLOSED, OPENED, Changes, Episodes
-from processing.windows import EMPTY, Partials, Windows, merge, singles
+from processing.windows import EMPTY, Windows, merge, singles
 
 __all__ = [
     "CLOSED",
@@ -16,7 +16,6 @@ __all__ = [
     "Deviation",
     "Episodes",
     "Flatline",
-    "Partials",
     "Windows",
     "merge",
     "singles",

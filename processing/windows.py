@@ -11,46 +11,19 @@ arrival order. ``close`` emits the windows the watermark has passed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numba
 import numpy as np
 import numpy.typing as npt
 
+from devices.columns import Partials
+
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 Snapshot = tuple[I64, I64, I64, F64]
 EMPTY = np.iinfo(np.int64).min
 """``window`` of a series whose state holds nothing."""
-
-
-@dataclass(frozen=True, slots=True)
-class Partials:
-    """Partial aggregates of (series, window): one entry each, mergeable with ``merge``."""
-
-    series: I64
-    window: I64  # window start, in the time unit of the input (µs)
-    count: I64
-    sum: F64
-    mean: F64
-    m2: F64  # sum of squared deviations from the mean (Welford)
-    min: F64
-    max: F64
-    first_time: I64
-    first: F64
-    last_time: I64
-    last: F64
-    late: I64  # values that arrived after their series had moved to a later window
-
-    def __len__(self) -> int:
-        return len(self.series)
-
-    @property
-    def std(self) -> F64:
-        """Population standard deviation of each window."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.sqrt(self.m2 / self.count)
 
 
 _FIELDS = (

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg
 from psycopg.rows import TupleRow
 
-from citytel.errors import StorageError, StorageUnavailable
+from devices.errors import StorageError, StorageUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import psycopg
 from psycopg.rows import TupleRow
 
+from devices.columns import EpisodeChange
 from storage.database import map_errors
-
-
-@dataclass(frozen=True, slots=True)
-class EpisodeChange:
-    """An episode that opened or closed: of a device (metric None: the whole device), or of
-    a whole gateway (device None, gateway set)."""
-
-    device: int | None
-    metric: int | None
-    detector: str
-    opened: bool  # else closed
-    start_us: int
-    end_us: int
-    peak: float
-    observed: float
-    gateway: int | None = None
 
 
 def severity(peak: float) -> str:

@@ -16,8 +16,8 @@ from typing import Literal
 import psycopg
 from psycopg.rows import TupleRow
 
-from citytel.errors import ConfigurationError
 from devices.catalog import METRICS
+from devices.errors import ConfigurationError
 from storage.database import Mode, map_errors, timescaledb_loadable
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,8 @@ import numpy.typing as npt
 import psycopg
 from psycopg.rows import TupleRow
 
-from devices.catalog import Kind
+from devices.tables import KIND_CODES
 from storage.database import map_errors
-
-KIND_CODES: dict[str | None, int] = {None: 0} | {k.value: i + 1 for i, k in enumerate(Kind)}
-"""Kinds as small integers for vectorised checks; 0 is "not announced, kind unknown"."""
 
 
 @dataclass(frozen=True, slots=True)

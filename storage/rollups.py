@@ -7,7 +7,7 @@ import numpy.typing as npt
 import psycopg
 from psycopg.rows import TupleRow
 
-from processing.windows import Partials
+from devices.columns import Partials
 
 _UPSERT = """
 INSERT INTO rollups AS r (device, metric, width_s, window_start, count, sum, mean, m2,

@@ -15,66 +15,11 @@ import numpy.typing as npt
 import psycopg
 from psycopg.rows import TupleRow
 
+from devices.columns import NO_MESSAGE, NO_TIME, DeadLetterRow, MessageColumns, ValueColumns
 from storage.copy import READINGS_COPY, encode_readings
 from storage.database import map_errors
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-NO_MESSAGE = -1
-"""``DeadLetterRow.message`` for input that has no message identity (undecodable, status...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class MessageColumns:
-    """The telemetry messages of a batch, one entry each, identities unique in the batch."""
-
-    gateway: npt.NDArray[np.int32]
-    seq: npt.NDArray[np.int64]
-    sent_at_us: npt.NDArray[np.int64]  # Unix µs; NO_TIME when the gateway sent none
-    received_at_us: npt.NDArray[np.int64]
-
-    def __len__(self) -> int:
-        return len(self.gateway)
-
-
-NO_TIME = np.iinfo(np.int64).min
-
-
-@dataclass(frozen=True, slots=True)
-class ValueColumns:
-    """The valid values of a batch; ``message`` indexes ``MessageColumns``."""
-
-    time_us: npt.NDArray[np.int64]
-    device: npt.NDArray[np.int32]
-    metric: npt.NDArray[np.int16]
-    value: npt.NDArray[np.float64]
-    message: npt.NDArray[np.int32]
-    reading: npt.NDArray[np.int32]  # index of the reading in the batch, for counting readings
-
-    def __len__(self) -> int:
-        return len(self.time_us)
-
-    def take(self, mask: npt.NDArray[np.bool_]) -> ValueColumns:
-        return ValueColumns(
-            self.time_us[mask],
-            self.device[mask],
-            self.metric[mask],
-            self.value[mask],
-            self.message[mask],
-            self.reading[mask],
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterRow:
-    received_at_us: int
-    topic: str
-    reason: str
-    detail: str
-    payload: bytes
-    gateway_id: str | None = None
-    seq: int | None = None
-    message: int = NO_MESSAGE
 
 
 @dataclass(slots=True)

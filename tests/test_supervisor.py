@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from citytel.errors import ConfigurationError
 from citytel.settings import Settings, broker_from_url
 from citytel.supervisor import local_servers
+from devices.errors import ConfigurationError
 
 
 def test_configured_servers_are_used_and_none_is_started(tmp_path: Path) -> None:

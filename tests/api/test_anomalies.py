@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 
+from devices.columns import EpisodeChange
 from storage.database import connect
-from storage.episodes import EpisodeChange, write_episodes
+from storage.episodes import write_episodes
 from tests.api.conftest import NIGHT, SURGE_AT, City, api_client, new_key
 from tests.helpers import query
 

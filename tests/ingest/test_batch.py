@@ -4,11 +4,11 @@ import msgspec
 import numpy as np
 
 from devices.catalog import BY_NAME
+from devices.tables import KIND_CODES
 from ingest.batch import BatchBuilder
 from ingest.decode import Decoder
 from ingest.limits import Limits
 from ingest.reasons import Reason
-from storage.registry import KIND_CODES
 
 NOW_MS = 1_763_762_999_000
 LIMITS = Limits(max_metrics_per_reading=3)

@@ -11,12 +11,12 @@ import pytest
 
 from bench.quality import START, City, city_of, evaluate
 from devices.catalog import BY_NAME
+from devices.columns import ValueColumns
 from ingest.detect import Detection
 from processing.state import pack, unpack
 from simulators.city import build_city
 from simulators.faults import DEVICE_FAULTS, Fault
 from simulators.generator import CityGenerator
-from storage.writer import ValueColumns
 
 SIZE = (20, 10, 10, 2)  # streetlights, environment, traffic, gateways
 ANOMALIES = sorted({f for kinds in DEVICE_FAULTS.values() for f in kinds} | {"gateway_offline"})

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processing.windows import Partials, Windows, merge
+from devices.columns import Partials
+from processing.windows import Windows, merge
 
 SIZE = 60_000_000  # one minute in µs
 

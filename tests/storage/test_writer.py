@@ -6,16 +6,10 @@ import numpy as np
 import psycopg
 from psycopg.rows import TupleRow
 
+from devices.columns import NO_MESSAGE, NO_TIME, DeadLetterRow, MessageColumns, ValueColumns
 from storage.database import connect
 from storage.registry import Registry
-from storage.writer import (
-    NO_MESSAGE,
-    NO_TIME,
-    DeadLetterRow,
-    MessageColumns,
-    ValueColumns,
-    write_batch,
-)
+from storage.writer import write_batch
 
 
 def _messages(gateway: int, seqs: list[int]) -> MessageColumns:
