@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api.problems import FORBIDDEN, UNAUTHORIZED, ProblemError
 from storage import queries
+from storage.database import pooled
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ ApiLimits = Annotated[Limits, Depends(get_limits)]
 
 async def get_conn(pool: Pool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
     """One pooled connection for the whole request (auth and query share it)."""
-    async with pool.connection() as conn:
+    async with pooled(pool) as conn:  # psycopg errors leave as citytel's StorageError tree
         yield conn
 
 

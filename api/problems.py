@@ -2,8 +2,9 @@
 
 Every error the API returns has a stable ``type``: a URI reference ``/problems/<slug>``,
 resolved against the API's own address, where ``GET`` describes it. Library errors are
-translated here and nowhere else: psycopg's query cancel (statement timeout) becomes 504,
-an unreachable database or an exhausted pool 503.
+storage's errors are mapped here and nowhere else (storage has already translated
+psycopg's): a statement timeout becomes 504, an unreachable database or an exhausted
+pool 503, a value the database refuses 422.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
+
+from devices.errors import StorageError, StorageRejected, StorageTimeout, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +176,11 @@ def _allowed(request: Request) -> list[str]:
 
 
 async def _database(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, psycopg.DataError):  # a NUL in a text parameter, say
+    if isinstance(exc, StorageRejected):  # a NUL in a text parameter, say
         return problem_response(request, VALIDATION, f"a parameter the database refuses: {exc}")
-    if isinstance(exc, psycopg.errors.QueryCanceled):
+    if isinstance(exc, StorageTimeout):
         return problem_response(request, TIMEOUT, TIMEOUT.description)
-    if isinstance(exc, PoolTimeout | psycopg.OperationalError):
+    if isinstance(exc, StorageUnavailable):
         log.warning("database unavailable: %s", exc)
         return problem_response(request, UNAVAILABLE, UNAVAILABLE.description)
     log.exception("database error", exc_info=exc)
@@ -191,8 +192,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
-    app.add_exception_handler(psycopg.Error, _database)
-    app.add_exception_handler(PoolTimeout, _database)
+    app.add_exception_handler(StorageError, _database)
 
 
 def response(*kinds: ProblemType) -> dict[int | str, dict[str, Any]]:

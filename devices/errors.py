@@ -5,10 +5,13 @@
     ├── ServerError             a local Mosquitto or PostgreSQL could not be started
     ├── BrokerError             the MQTT broker refused us or cannot be reached
     └── StorageError            the database failed us
-        └── StorageUnavailable  ... for now: retry later (connection lost, server down)
+        ├── StorageUnavailable  ... for now: retry later (connection lost, server down)
+        ├── StorageRejected     ... for this data: retrying it cannot help (bad value, limit)
+        └── StorageTimeout      ... for taking too long: the statement was cancelled
 
-Library errors (psycopg, paho) are translated where they cross into our code:
-``storage.database.map_errors`` for the database, ``ingest.mqtt`` for the broker.
+Library errors (psycopg, psycopg_pool, gmqtt, aiomqtt) are translated where they cross
+into our code: ``storage.database.map_errors`` for the database (by SQLSTATE class),
+``ingest.mqtt`` for the broker. This module imports nothing of ours: every floor may use it.
 """
 
 
@@ -34,3 +37,16 @@ class StorageError(CitytelError):
 
 class StorageUnavailable(StorageError):
     """The database cannot be reached right now; the operation may succeed later."""
+
+
+class StorageRejected(StorageError):
+    """The database refused this data (a data exception, a program limit, a constraint):
+    the same data will fail the same way, so it is dead-lettered, not retried."""
+
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class StorageTimeout(StorageError):
+    """A statement ran longer than its timeout and was cancelled."""

@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import enum
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import psycopg
 from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from devices.errors import StorageError, StorageUnavailable
+from devices.errors import StorageError, StorageRejected, StorageTimeout, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +24,62 @@ class Mode(enum.StrEnum):
     POSTGRESQL = "postgresql"
 
 
+_RETRYABLE = ("08", "53", "57", "58", "40")
+"""SQLSTATE classes that say "not now": connection exception, insufficient resources,
+operator intervention (shutdown, crash recovery), system error, transaction rollback
+(serialization failure, deadlock)."""
+_REJECTED = ("22", "23", "54")
+"""SQLSTATE classes that say "not this data": data exception, integrity constraint
+violation, program limit exceeded (an index row or a string too large)."""
+_CANCELED = "57014"
+
+
+def classify(exc: psycopg.Error | PoolTimeout) -> StorageError:
+    """The citytel error for a psycopg error, by its SQLSTATE class."""
+    detail = str(exc).strip()
+    if isinstance(exc, PoolTimeout):
+        return StorageUnavailable(detail)
+    state = exc.sqlstate
+    if state == _CANCELED:
+        return StorageTimeout(detail)
+    if state is None:  # raised by the client: the connection is gone or unusable
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return StorageUnavailable(detail)
+        return StorageRejected(detail)  # psycopg refused to send it (a NUL in text, say)
+    if state[:2] in _RETRYABLE:
+        return StorageUnavailable(detail)
+    if state[:2] in _REJECTED:
+        return StorageRejected(detail, sqlstate=state)
+    return StorageError(detail)
+
+
 @contextlib.contextmanager
 def map_errors() -> Iterator[None]:
     """Translate psycopg errors into the citytel tree (the one place that does it)."""
     try:
         yield
-    except psycopg.OperationalError as exc:
-        raise StorageUnavailable(str(exc).strip()) from exc
-    except psycopg.Error as exc:
-        raise StorageError(str(exc).strip()) from exc
+    except (psycopg.Error, PoolTimeout) as exc:
+        raise classify(exc) from exc
+
+
+@contextlib.asynccontextmanager
+async def pooled(
+    pool: AsyncConnectionPool, *, wait_s: float | None = None
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection from ``pool`` (waiting up to ``wait_s``, the pool's own when None),
+    with every psycopg error raised while it is held translated into the citytel tree."""
+    with map_errors():
+        async with pool.connection(timeout=wait_s) as conn:
+            yield conn
+
+
+@contextlib.asynccontextmanager
+async def transaction(conn: psycopg.AsyncConnection[TupleRow]) -> AsyncIterator[None]:
+    """One transaction on ``conn``, committed on exit; psycopg errors (the commit's too)
+    leave as citytel's."""
+    with map_errors():
+        async with conn.transaction():
+            yield
 
 
 async def connect(url: str, *, autocommit: bool = False) -> psycopg.AsyncConnection[TupleRow]:
@@ -41,26 +90,30 @@ async def connect(url: str, *, autocommit: bool = False) -> psycopg.AsyncConnect
 
 async def timescaledb_loadable(conn: psycopg.AsyncConnection[TupleRow]) -> bool:
     """Whether ``CREATE EXTENSION timescaledb`` can work here (installed and preloaded)."""
-    cur = await conn.execute(
+    return await _exists(
+        conn,
         "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
         " OR (EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
-        "     AND current_setting('shared_preload_libraries') ~ 'timescaledb')"
+        "     AND current_setting('shared_preload_libraries') ~ 'timescaledb')",
     )
-    row = await cur.fetchone()
-    return bool(row and row[0])
 
 
 async def current_mode(conn: psycopg.AsyncConnection[TupleRow]) -> Mode:
     """The mode the schema was migrated in: TimescaleDB when ``readings`` is a hypertable."""
-    cur = await conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
-    )
-    row = await cur.fetchone()
-    if not (row and row[0]):
+    if not await _exists(
+        conn, "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
+    ):
         return Mode.POSTGRESQL
-    cur = await conn.execute(
+    hypertable = await _exists(
+        conn,
         "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables"
-        " WHERE hypertable_name = 'readings')"
+        " WHERE hypertable_name = 'readings')",
     )
-    row = await cur.fetchone()
-    return Mode.TIMESCALEDB if row and row[0] else Mode.POSTGRESQL
+    return Mode.TIMESCALEDB if hypertable else Mode.POSTGRESQL
+
+
+async def _exists(conn: psycopg.AsyncConnection[TupleRow], query: str) -> bool:
+    with map_errors():
+        cur = await conn.execute(query)
+        row = await cur.fetchone()
+    return bool(row and row[0])

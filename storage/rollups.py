@@ -8,6 +8,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from devices.columns import Partials
+from storage.database import map_errors
 
 _UPSERT = """
 INSERT INTO rollups AS r (device, metric, width_s, window_start, count, sum, mean, m2,
@@ -48,23 +49,24 @@ async def upsert_partials(
     """Merge partials (one per series and window, times in Unix µs) into ``rollups``."""
     if not len(p):
         return
-    await conn.execute(
-        _UPSERT,
-        (
-            width_s,
-            device.tolist(),
-            metric.tolist(),
-            p.window.tolist(),
-            p.count.tolist(),
-            p.sum.tolist(),
-            p.mean.tolist(),
-            p.m2.tolist(),
-            p.min.tolist(),
-            p.max.tolist(),
-            p.first_time.tolist(),
-            p.first.tolist(),
-            p.last_time.tolist(),
-            p.last.tolist(),
-            p.late.tolist(),
-        ),
-    )
+    with map_errors():
+        await conn.execute(
+            _UPSERT,
+            (
+                width_s,
+                device.tolist(),
+                metric.tolist(),
+                p.window.tolist(),
+                p.count.tolist(),
+                p.sum.tolist(),
+                p.mean.tolist(),
+                p.m2.tolist(),
+                p.min.tolist(),
+                p.max.tolist(),
+                p.first_time.tolist(),
+                p.first.tolist(),
+                p.last_time.tolist(),
+                p.last.tolist(),
+                p.late.tolist(),
+            ),
+        )

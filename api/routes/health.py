@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
@@ -10,6 +11,10 @@ from pydantic import BaseModel
 
 from api.deps import Pool
 from api.problems import NOT_FOUND, TYPES, ProblemError, response
+from devices.errors import StorageError
+from storage.database import pooled
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["service"])
 
@@ -44,9 +49,10 @@ async def _broker_answers(host: str, port: int) -> bool:
 async def readyz(pool: Pool, request: Request, response: Response) -> Health:
     """The database answers (and the broker accepts connections, when configured)."""
     try:
-        async with pool.connection(timeout=2) as conn:
+        async with pooled(pool, wait_s=2) as conn:
             await conn.execute("SELECT 1")
-    except Exception:  # any failure means not ready; the reason is in the server log
+    except StorageError as exc:
+        log.warning("not ready: %s", exc)
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return Health(status="database unavailable")
     broker = request.app.state.broker
