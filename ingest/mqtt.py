@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import ssl
 import time
@@ -30,6 +31,7 @@ from devices.errors import BrokerError
 
 log = logging.getLogger(__name__)
 PUBACK = _Commands.PUBACK
+_TAKEN_OVER = b"\x8e"  # MQTT 5 DISCONNECT reason code 0x8E: session taken over
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,29 @@ class Delivery(NamedTuple):
     mid: int
     qos: int
     generation: int
+    retain: bool = False
+
+
+_HOOK = "_handle_qos_1_publish_packet"
+_HOOK_PARAMETERS = ["self", "mid", "packet", "print_topic", "properties"]
+
+
+def check_gmqtt_hook(handler_class: type = MqttPackageHandler) -> None:
+    """Refuse to run on a gmqtt whose QoS 1 hook is not the one we override.
+
+    If a gmqtt release renamed or reshaped the hook, gmqtt would send each PUBACK on
+    receipt and ack-after-commit would be lost with no error: so we check at start-up
+    and fail loudly instead.
+    """
+    hook = getattr(handler_class, _HOOK, None)
+    if hook is None or not callable(hook):
+        raise BrokerError(f"gmqtt {gmqtt.__version__} has no {_HOOK}: cannot defer PUBACKs")
+    parameters = list(inspect.signature(hook).parameters)
+    if parameters != _HOOK_PARAMETERS:
+        raise BrokerError(
+            f"gmqtt {gmqtt.__version__}: {_HOOK}{tuple(parameters)} is not the hook "
+            f"citytel overrides {tuple(_HOOK_PARAMETERS)}: cannot defer PUBACKs"
+        )
 
 
 class _DeferredAckHandler(MqttPackageHandler):  # type: ignore[misc]
@@ -65,9 +90,10 @@ class _DeferredAckHandler(MqttPackageHandler):  # type: ignore[misc]
     subscription: Subscription
 
     def _handle_qos_1_publish_packet(
-        self, mid: int, packet: bytes, topic: Any, properties: Any
+        self, mid: int, packet: bytes, print_topic: Any, properties: Any
     ) -> None:
-        self.subscription._receive(topic, packet, mid, 1)
+        retain = bool(properties.get("retain")) if isinstance(properties, dict) else False
+        self.subscription._receive(print_topic, packet, mid, 1, retain)
 
 
 class Subscription:
@@ -97,6 +123,11 @@ class Subscription:
         self._wake = asyncio.Event()
         self._generation = 0
         self.reconnects = 0
+        self.takeovers = 0
+        """Disconnects because another client connected with our client id."""
+        self.sessions_lost = 0
+        """Reconnects on which the broker had no session for us: its queue was gone."""
+        check_gmqtt_hook()
         self._client = gmqtt.Client(
             client_id,
             clean_session=False,
@@ -184,27 +215,47 @@ class Subscription:
         )
         return len(mids)
 
-    def _receive(self, topic: Any, payload: bytes, mid: int, qos: int) -> None:
+    def _receive(
+        self, topic: Any, payload: bytes, mid: int, qos: int, retain: bool = False
+    ) -> None:
         if not isinstance(topic, str):
             topic = repr(topic)  # invalid UTF-8: becomes an invalid_topic dead letter
         inbox = self._inbox
-        inbox.append(Delivery(topic, payload, time.time_ns() // 1000, mid, qos, self._generation))
+        now_us = time.time_ns() // 1000
+        inbox.append(Delivery(topic, payload, now_us, mid, qos, self._generation, retain))
         if len(inbox) == self._wake_at:
             self._wake.set()
 
     def _on_qos0_message(
         self, client: Any, topic: Any, payload: bytes, qos: int, properties: Any
     ) -> int:
-        self._receive(topic, payload, 0, 0)
+        retain = bool(properties.get("retain")) if isinstance(properties, dict) else False
+        self._receive(topic, payload, 0, 0, retain)
         return 0
 
     def _on_connect(self, client: Any, flags: Any, result: Any, properties: Any) -> None:
         self._generation += 1
         if self._generation > 1:
             self.reconnects += 1
+            if not flags:  # session present = 0: the broker kept nothing for us
+                self.sessions_lost += 1
+                log.error(
+                    "MQTT session lost on reconnect: the broker had no session for client id"
+                    " %r, so messages queued for it are gone (another client took the id,"
+                    " or the session expired)",
+                    client._client_id,
+                )
         for t in self._topics:
             client.subscribe(t, qos=1)
         log.info("MQTT connected to %s:%d", self._broker.host, self._broker.port)
 
     def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
+        if isinstance(packet, bytes | bytearray) and packet[:1] == _TAKEN_OVER:
+            self.takeovers += 1
+            log.error(
+                "MQTT session taken over: another client connected with client id %r;"
+                " the broker disconnected us (gmqtt reconnects)",
+                client._client_id,
+            )
+            return
         log.warning("MQTT connection lost (%s); gmqtt reconnects", exc or "broker closed it")
