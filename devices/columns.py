@@ -30,6 +30,8 @@ class MessageColumns:
     seq: npt.NDArray[np.int64]
     sent_at_us: npt.NDArray[np.int64]  # NO_TIME when the gateway sent none
     received_at_us: npt.NDArray[np.int64]
+    digest: npt.NDArray[np.int64] | None = None
+    """Each message's content digest, to tell a resend from a conflicting duplicate."""
 
     def __len__(self) -> int:
         return len(self.gateway)

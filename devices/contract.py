@@ -6,6 +6,7 @@ form. The Structs here are used both to decode (ingester) and to encode (simulat
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
@@ -27,6 +28,7 @@ ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 """Gateway and device ids: 1-64 characters, no MQTT wildcards or separators."""
 
 Identifier = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+_ID = re.compile(ID_PATTERN)
 Timestamp = int | Annotated[datetime, msgspec.Meta(tz=True)]
 """Epoch milliseconds, or an RFC 3339 string with an offset."""
 
@@ -74,8 +76,10 @@ def topic(gateway_id: str, channel: str, *, prefix: str = "") -> str:
 
 
 def subscriptions(*, prefix: str = "") -> list[str]:
-    """The topic filters that cover every gateway's channels."""
-    return [f"{prefix}{TOPIC_ROOT}/+/{channel}" for channel in CHANNELS]
+    """The topic filters that cover every gateway's subtree: its channels, and whatever
+    else a gateway publishes there, which becomes an ``invalid_topic`` dead letter
+    rather than a message the broker acknowledges and nobody reads."""
+    return [f"{prefix}{TOPIC_ROOT}/#"]
 
 
 def parse_topic(topic_name: str, *, prefix: str = "") -> tuple[str, str] | None:
@@ -84,6 +88,6 @@ def parse_topic(topic_name: str, *, prefix: str = "") -> tuple[str, str] | None:
     if not topic_name.startswith(root):
         return None
     gateway_id, sep, channel = topic_name[len(root) :].partition("/")
-    if not sep or not gateway_id or channel not in CHANNELS:
+    if not sep or channel not in CHANNELS or not _ID.fullmatch(gateway_id):
         return None
     return gateway_id, channel

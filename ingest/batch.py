@@ -6,15 +6,18 @@ there is none: metric lookup, range, kind and time checks run vectorised over th
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from hashlib import blake2b
 from itertools import repeat
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from devices.columns import NO_TIME, DeadLetterRow, MessageColumns, ValueColumns
+from devices.columns import NO_MESSAGE, NO_TIME, DeadLetterRow, MessageColumns, ValueColumns
 from devices.contract import (
     DEVICES,
     STATUS,
@@ -63,79 +66,101 @@ class Columns:
 
 @dataclass(slots=True)
 class BatchBuilder:
-    """Collects deliveries (topic, payload) of one batch; ``columns`` turns them into arrays."""
+    """Collects the deliveries of one batch; ``finish`` hands over the finished ``Batch``."""
 
     decoder: Decoder
     limits: Limits
     prefix: str = ""
-    deliveries: int = 0
-    duplicates: int = 0
-    """Telemetry messages delivered twice within this batch (kept once)."""
-    # per message
-    msg_gateway: list[str] = field(default_factory=list)
-    msg_seq: list[int] = field(default_factory=list)
-    msg_sent: list[Timestamp | None] = field(default_factory=list)
-    msg_received: list[int] = field(default_factory=list)
-    msg_topic: list[str] = field(default_factory=list)
-    # per reading
-    r_device: list[str] = field(default_factory=list)
-    r_ts: list[Timestamp] = field(default_factory=list)
-    r_count: list[int] = field(default_factory=list)
-    r_msg: list[int] = field(default_factory=list)
-    # per value
-    v_name: list[str] = field(default_factory=list)
-    v_value: list[float] = field(default_factory=list)
-    # the rest
-    device_gateway: dict[str, str] = field(default_factory=dict)
-    announced: list[tuple[str, DeviceInfo]] = field(default_factory=list)
-    statuses: dict[str, tuple[str, int]] = field(default_factory=dict)
-    dead_letters: list[DeadLetterRow] = field(default_factory=list)
-    _seen: set[tuple[str, int]] = field(default_factory=set)
+    _b: _Parts = field(default_factory=lambda: _Parts())
+    _seen: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Digest by message identity, of the messages taken so far."""
 
-    def add(self, topic: str, payload: bytes, received_us: int) -> None:
+    def add(self, topic: str, payload: bytes, received_us: int, retain: bool = False) -> None:
         """Take one delivery; input that cannot be stored becomes a dead letter."""
-        self.deliveries += 1
+        b = self._b
+        b.deliveries += 1
         parsed = parse_topic(topic, prefix=self.prefix)
         if parsed is None:
-            self._dead(
-                topic,
-                received_us,
-                Rejection(Reason.INVALID_TOPIC, "not a gateway contract v1 topic", payload[:1024]),
-            )
+            detail = "not a gateway contract v1 topic (unknown channel or invalid gateway id)"
+            self._dead(topic, received_us, Rejection(Reason.INVALID_TOPIC, detail, payload[:1024]))
             return
         gateway_id, channel = parsed
         if channel in (TELEMETRY, TELEMETRY_MSGPACK):
+            if retain:
+                detail = "retained telemetry is refused: it would be replayed on every subscribe"
+                rejection = Rejection(Reason.RETAINED, detail, payload[:1024])
+                self._dead(topic, received_us, rejection, gateway_id)
+                return
             self._telemetry(topic, gateway_id, payload, received_us, channel != TELEMETRY)
         elif channel == STATUS:
             status, rejections = self.decoder.status(payload)
             if status is not None:
-                self.statuses[gateway_id] = (status, received_us)
+                b.statuses[gateway_id] = (status, received_us)
             self._dead_all(topic, received_us, rejections, gateway_id)
         elif channel == DEVICES:
             devices, rejections = self.decoder.announcement(gateway_id, payload)
-            self.announced.extend((gateway_id, d) for d in devices)
+            b.announced.extend((gateway_id, d) for d in devices)
             self._dead_all(topic, received_us, rejections, gateway_id)
+
+    def finish(self) -> Batch:
+        """The batch collected so far, immutable; the builder starts afresh."""
+        b, self._b, self._seen = self._b, _Parts(), {}
+        return Batch(
+            limits=self.limits,
+            deliveries=b.deliveries,
+            duplicates=b.duplicates,
+            msg_gateway=b.msg_gateway,
+            msg_seq=b.msg_seq,
+            msg_sent=b.msg_sent,
+            msg_received=b.msg_received,
+            msg_topic=b.msg_topic,
+            msg_digest=b.msg_digest,
+            msg_payload=b.msg_payload,
+            r_device=b.r_device,
+            r_ts=b.r_ts,
+            r_count=b.r_count,
+            r_msg=b.r_msg,
+            v_name=b.v_name,
+            v_value=b.v_value,
+            device_gateway=b.device_gateway,
+            announced=b.announced,
+            statuses=b.statuses,
+            dead_letters=b.dead_letters,
+        )
 
     def _telemetry(
         self, topic: str, gateway_id: str, payload: bytes, received_us: int, binary: bool
     ) -> None:
+        b = self._b
         message, rejections = self.decoder.telemetry(gateway_id, payload, binary=binary)
         if message is None:
             self._dead_all(topic, received_us, rejections, gateway_id)
             return
-        identity = (gateway_id, message.seq)
-        if identity in self._seen:  # delivered twice within this batch: store it once
-            self.duplicates += 1
+        identity, content = (gateway_id, message.seq), digest(payload)
+        first = self._seen.get(identity)
+        if first is not None:  # delivered twice within this batch: store it once
+            if first == content:
+                b.duplicates += 1
+                return
+            detail = (
+                f"(gateway {gateway_id!r}, seq {message.seq}) came earlier in this batch with"
+                f" content digest {first:016x}; this message's is {content:016x}"
+            )
+            kept = payload[: self.limits.dead_letter_payload_bytes]
+            rejection = Rejection(Reason.CONFLICTING_DUPLICATE, detail, kept)
+            self._dead(topic, received_us, rejection, gateway_id)
             return
-        self._seen.add(identity)
-        index = len(self.msg_gateway)
-        self.msg_gateway.append(gateway_id)
-        self.msg_seq.append(message.seq)
-        self.msg_sent.append(message.sent_at)
-        self.msg_received.append(received_us)
-        self.msg_topic.append(topic)
+        self._seen[identity] = content
+        index = len(b.msg_gateway)
+        b.msg_gateway.append(gateway_id)
+        b.msg_seq.append(message.seq)
+        b.msg_sent.append(message.sent_at)
+        b.msg_received.append(received_us)
+        b.msg_topic.append(topic)
+        b.msg_digest.append(content)
+        b.msg_payload.append(payload)
         for d in rejections:
-            self.dead_letters.append(
+            b.dead_letters.append(
                 DeadLetterRow(
                     received_us,
                     topic,
@@ -148,15 +173,15 @@ class BatchBuilder:
                 )
             )
         readings = message.readings
-        self.r_msg.extend(repeat(index, len(readings)))
-        device_gateway = self.device_gateway
+        b.r_msg.extend(repeat(index, len(readings)))
+        device_gateway = b.device_gateway
         for r in readings:
             metrics = r.metrics
-            self.r_device.append(r.device_id)
-            self.r_ts.append(r.ts)
-            self.r_count.append(len(metrics))
-            self.v_name.extend(metrics)
-            self.v_value.extend(metrics.values())
+            b.r_device.append(r.device_id)
+            b.r_ts.append(r.ts)
+            b.r_count.append(len(metrics))
+            b.v_name.extend(metrics)
+            b.v_value.extend(metrics.values())
             if r.device_id not in device_gateway:
                 device_gateway[r.device_id] = gateway_id
 
@@ -167,15 +192,98 @@ class BatchBuilder:
         rejections: list[Rejection],
         gateway_id: str | None = None,
     ) -> None:
-        for r in rejections:
+        for r in _capped(rejections, self.limits.max_dead_letters_per_message):
             self._dead(topic, received_us, r, gateway_id)
 
     def _dead(
         self, topic: str, received_us: int, r: Rejection, gateway_id: str | None = None
     ) -> None:
-        self.dead_letters.append(
+        self._b.dead_letters.append(
             DeadLetterRow(received_us, topic, r.reason, r.detail, r.payload, gateway_id)
         )
+
+
+@dataclass(slots=True)
+class _Parts:
+    """What a builder has collected: per message, per reading, per value, the rest."""
+
+    deliveries: int = 0
+    duplicates: int = 0
+    msg_gateway: list[str] = field(default_factory=list)
+    msg_seq: list[int] = field(default_factory=list)
+    msg_sent: list[Timestamp | None] = field(default_factory=list)
+    msg_received: list[int] = field(default_factory=list)
+    msg_topic: list[str] = field(default_factory=list)
+    msg_digest: list[int] = field(default_factory=list)
+    msg_payload: list[bytes] = field(default_factory=list)
+    r_device: list[str] = field(default_factory=list)
+    r_ts: list[Timestamp] = field(default_factory=list)
+    r_count: list[int] = field(default_factory=list)
+    r_msg: list[int] = field(default_factory=list)
+    v_name: list[str] = field(default_factory=list)
+    v_value: list[float] = field(default_factory=list)
+    device_gateway: dict[str, str] = field(default_factory=dict)
+    announced: list[tuple[str, DeviceInfo]] = field(default_factory=list)
+    statuses: dict[str, tuple[str, int]] = field(default_factory=dict)
+    dead_letters: list[DeadLetterRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A finished batch: what it holds never changes, so ``columns`` may run again when
+    a write is retried and gives the same result."""
+
+    limits: Limits
+    deliveries: int
+    duplicates: int
+    """Telemetry messages delivered twice within this batch (kept once)."""
+    msg_gateway: Sequence[str]
+    msg_seq: Sequence[int]
+    msg_sent: Sequence[Timestamp | None]
+    msg_received: Sequence[int]
+    msg_topic: Sequence[str]
+    msg_digest: Sequence[int]
+    msg_payload: Sequence[bytes]
+    r_device: Sequence[str]
+    """The device of each reading, in order: ``columns`` wants their keys in this order."""
+    r_ts: Sequence[Timestamp]
+    r_count: Sequence[int]
+    r_msg: Sequence[int]
+    v_name: Sequence[str]
+    v_value: Sequence[float]
+    device_gateway: Mapping[str, str]
+    """Each device's gateway, as the first message of the batch that names it says."""
+    announced: Sequence[tuple[str, DeviceInfo]]
+    statuses: Mapping[str, tuple[str, int]]
+    dead_letters: Sequence[DeadLetterRow]
+
+    @property
+    def gateway_ids(self) -> set[str]:
+        """Every gateway the batch speaks of."""
+        ids = set(self.msg_gateway) | set(self.statuses)
+        ids.update(g for g, _ in self.announced)
+        return ids
+
+    def conflicts(self, messages: Iterable[int], stored: Iterable[int]) -> list[DeadLetterRow]:
+        """Dead letters for messages whose identity is stored with other content."""
+        rows = []
+        for m, other in zip(messages, stored, strict=True):
+            detail = (
+                f"(gateway {self.msg_gateway[m]!r}, seq {self.msg_seq[m]}) is stored with"
+                f" content digest {other:016x}; this message's is {self.msg_digest[m]:016x}"
+            )
+            rows.append(
+                DeadLetterRow(
+                    self.msg_received[m],
+                    self.msg_topic[m],
+                    Reason.CONFLICTING_DUPLICATE,
+                    detail,
+                    self.msg_payload[m][: self.limits.dead_letter_payload_bytes],
+                    self.msg_gateway[m],
+                    self.msg_seq[m],
+                )
+            )
+        return rows
 
     def columns(
         self,
@@ -185,17 +293,16 @@ class BatchBuilder:
         now_us: int,
     ) -> Columns:
         """The batch as arrays. ``device_keys`` follows ``r_device``; ``kinds`` is by key."""
+        dead = list(self.dead_letters)
         messages = MessageColumns(
             gateway=np.fromiter(
                 map(gateway_keys.__getitem__, self.msg_gateway), np.int32, len(self.msg_gateway)
             ),
             seq=np.array(self.msg_seq, dtype=np.int64),
-            sent_at_us=np.array(
-                [NO_TIME if t is None else unix_us(t) for t in self.msg_sent], dtype=np.int64
-            ),
+            sent_at_us=self._sent_at(now_us, dead),
             received_at_us=np.array(self.msg_received, dtype=np.int64),
+            digest=np.array(self.msg_digest, dtype=np.int64),
         )
-        dead = list(self.dead_letters)  # columns() may run again if a write is retried
         time_us = _times_us(self.r_ts)
         count = np.array(self.r_count, dtype=np.int64)
         bad_reading = self._check_readings(time_us, count, now_us, dead)
@@ -209,7 +316,43 @@ class BatchBuilder:
             time_us[reading], device_keys[reading], metric, value, r_msg[reading], reading
         )
         ok, outside = self._check_values(values, kinds, bad_reading[reading], dead)
-        return Columns(messages, values.take(ok), dead, values.take(outside))
+        return Columns(messages, values.take(ok), self._cap(dead), values.take(outside))
+
+    def _sent_at(self, now_us: int, dead: list[DeadLetterRow]) -> npt.NDArray[np.int64]:
+        """Each message's ``sent_at``; one out of range is dropped (NULL) with a dead letter."""
+        limits = self.limits
+        earliest, latest = limits.earliest_ms * 1000, now_us + int(limits.future_tolerance_s * 1e6)
+        out = np.empty(len(self.msg_sent), dtype=np.int64)
+        for m, t in enumerate(self.msg_sent):
+            us = NO_TIME if t is None else unix_us(t)
+            if us != NO_TIME and not earliest <= us <= latest:
+                detail = f"sent_at {t!r} is before 2000-01-01 or ahead of the ingester"
+                dead.append(self._dead_row(m, Reason.SENT_AT_OUT_OF_RANGE, detail, {"sent_at": t}))
+                us = NO_TIME
+            out[m] = us
+        return out
+
+    def _cap(self, dead: list[DeadLetterRow]) -> list[DeadLetterRow]:
+        """At most ``max_dead_letters_per_message`` rows per message, then one summary."""
+        cap = self.limits.max_dead_letters_per_message
+        if len(dead) <= cap:
+            return dead
+        per_message = Counter(d.message for d in dead if d.message != NO_MESSAGE)
+        if not per_message or max(per_message.values()) <= cap:
+            return dead
+        kept: list[DeadLetterRow] = []
+        over: dict[int, Counter[str]] = {}
+        seen: Counter[int] = Counter()
+        for d in dead:
+            if d.message == NO_MESSAGE or seen[d.message] < cap:
+                seen[d.message] += 1
+                kept.append(d)
+            else:
+                over.setdefault(d.message, Counter())[str(d.reason)] += 1
+        for m, reasons in over.items():
+            detail = f"{sum(reasons.values())} more refusals in this message: {dict(reasons)}"
+            kept.append(self._dead_row(m, Reason.DEAD_LETTERS_CAPPED, detail, dict(reasons)))
+        return kept
 
     def _check_readings(
         self,
@@ -312,7 +455,21 @@ class BatchBuilder:
         )
 
 
-def _times_us(stamps: list[Timestamp]) -> npt.NDArray[np.int64]:
+def digest(payload: bytes) -> int:
+    """A message's content digest: 63 bits of BLAKE2b, to tell a resend from a conflict."""
+    return int.from_bytes(blake2b(payload, digest_size=8).digest(), "big") >> 1
+
+
+def _capped(rejections: list[Rejection], cap: int) -> list[Rejection]:
+    """At most ``cap`` rejections of one delivery, then one that counts the rest."""
+    if len(rejections) <= cap:
+        return rejections
+    rest = Counter(r.reason.value for r in rejections[cap:])
+    detail = f"{len(rejections) - cap} more refusals in this message: {dict(rest)}"
+    return [*rejections[:cap], Rejection(Reason.DEAD_LETTERS_CAPPED, detail, b"")]
+
+
+def _times_us(stamps: Sequence[Timestamp]) -> npt.NDArray[np.int64]:
     try:  # all epoch milliseconds: the common case, converted in C
         ms = np.array(stamps, dtype=np.int64)
         return np.clip(ms, -_MS_BOUND, _MS_BOUND) * 1000

@@ -7,6 +7,7 @@ valid readings of a message with one bad reading are still stored.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -46,8 +47,10 @@ class Decoder:
             False: msgspec.json.Decoder(Telemetry),
             True: msgspec.msgpack.Decoder(Telemetry),
         }
+        # float_hook: a number too large for a double (1e309) decodes as inf, so it costs
+        # only its value (not_finite), not the whole message (msgspec refuses it otherwise)
         self._untyped: dict[bool, _Decoder[Any]] = {
-            False: msgspec.json.Decoder(),
+            False: msgspec.json.Decoder(float_hook=float),
             True: msgspec.msgpack.Decoder(),
         }
 
@@ -100,15 +103,48 @@ class Decoder:
         for item in raw["devices"]:
             try:
                 device = msgspec.convert(item, DeviceInfo)
-            except msgspec.ValidationError as exc:
+            except (msgspec.ValidationError, RecursionError) as exc:
                 rejections.append(self._reject_part(Reason.INVALID_DEVICE, str(exc), item, False))
                 continue
             if device.kind not in _KINDS:
                 detail = f"kind {device.kind!r} is not one of {sorted(_KINDS)}"
                 rejections.append(self._reject_part(Reason.UNKNOWN_KIND, detail, item, False))
                 continue
+            problem = self._attributes_problem(device.attributes)
+            if problem is not None:
+                rejections.append(self._reject_part(Reason.INVALID_DEVICE, problem, item, False))
+                continue
             devices.append(device)
         return devices, rejections
+
+    def _attributes_problem(self, attributes: dict[str, Any]) -> str | None:
+        """Why a device's attributes cannot be stored, or None: bounded depth and size,
+        text PostgreSQL's jsonb accepts (no NUL). Walked without recursion."""
+        limits = self._limits
+        stack: list[tuple[Any, int]] = [(attributes, 1)]
+        seen = 0
+        while stack:
+            node, depth = stack.pop()
+            seen += 1
+            if depth > limits.max_attribute_depth:
+                return f"attributes nest deeper than {limits.max_attribute_depth} levels"
+            if seen > limits.max_attribute_bytes:
+                return f"attributes have more than {limits.max_attribute_bytes} elements"
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    if "\x00" in k:
+                        return "attributes contain a NUL character"
+                    stack.append((v, depth + 1))
+            elif isinstance(node, list):
+                stack.extend((v, depth + 1) for v in node)
+            elif isinstance(node, str) and "\x00" in node:
+                return "attributes contain a NUL character"
+            elif isinstance(node, float) and not math.isfinite(node):
+                return "attributes contain a number JSON cannot hold"
+        size = len(msgspec.json.encode(attributes))
+        if size > limits.max_attribute_bytes:
+            return f"attributes are {size} bytes as JSON, limit {limits.max_attribute_bytes}"
+        return None
 
     def status(self, payload: bytes) -> tuple[str | None, list[Rejection]]:
         """``online`` or ``offline``, or a rejection."""

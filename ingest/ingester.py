@@ -23,7 +23,7 @@ from devices.columns import DeadLetterRow, EpisodeChange, ValueColumns
 from devices.contract import DeviceInfo, subscriptions
 from devices.errors import StorageError, StorageUnavailable
 from ingest.aggregate import Aggregator, Prepared
-from ingest.batch import BatchBuilder, Columns
+from ingest.batch import Batch, BatchBuilder, Columns
 from ingest.decode import Decoder
 from ingest.detect import Detection
 from ingest.limits import Limits
@@ -32,10 +32,10 @@ from ingest.reasons import Reason
 from ingest.stats import IngestStats
 from processing.state import pack, unpack
 from storage.checkpoints import load_checkpoint, save_checkpoint
-from storage.database import Mode, connect, current_mode
+from storage.database import Mode, connect, current_mode, transaction
 from storage.episodes import write_episodes
 from storage.registry import DeviceUpsert, Registry
-from storage.writer import WriteResult, write_batch
+from storage.writer import WriteResult, write_batch, write_dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class Ingester:
         timezone: str = "UTC",
         dropout_check_s: float = 10.0,
         checkpoint_s: float = 60.0,
+        max_attempts: int = 5,
     ) -> None:
         topics = subscriptions(prefix=topic_prefix)
         if share_group:
@@ -79,6 +80,7 @@ class Ingester:
         self._batch_max_wait_s = batch_max_wait_s
         self._retry_max_s = retry_max_s
         self._shutdown_grace_s = shutdown_grace_s
+        self._max_attempts = max_attempts
         self._subscription = Subscription(
             broker=broker,
             client_id=client_id,
@@ -128,9 +130,9 @@ class Ingester:
             return
         prepared = self._aggregator.flush()
         try:
-            async with self._conn.transaction():
+            async with transaction(self._conn):
                 await self._aggregator.write(self._conn, prepared)
-        except psycopg.Error as exc:
+        except StorageError as exc:
             self._aggregator.undo(prepared)
             log.warning("could not write the open windows at shutdown: %s", exc)
 
@@ -175,12 +177,20 @@ class Ingester:
             self.stats.deliveries += len(chunk)
 
     async def _store(self, deliveries: list[Delivery]) -> None:
-        builder = self._builder(deliveries)
-        delay = 0.2
+        """Commit these deliveries, or dead-letter what the database refuses.
+
+        "Not now" errors (connection lost, server shutting down) are retried with backoff
+        for as long as it takes, unless the database is back and the same batch still
+        fails ``max_attempts`` times: then it is treated like a refusal. A refused batch
+        is stored message by message, and a message refused on its own is dead-lettered
+        with the database's reason: one poison message never stops the others.
+        """
+        batch = self._batch(deliveries)
+        delay, attempts = 0.2, 0
         while True:
             try:
-                self._count(await self._write(builder))
-                self.stats.duplicates += builder.duplicates
+                self._count(await self._write(batch))
+                self.stats.duplicates += batch.duplicates
                 return
             except StorageUnavailable as exc:
                 self.stats.write_retries += 1
@@ -188,66 +198,63 @@ class Ingester:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max_s)
                 await self._reconnect()
+                attempts += self._conn is not None  # back, yet this batch failed
+                if attempts < self._max_attempts:
+                    continue
+                error: StorageError = exc
             except StorageError as exc:
-                if len(deliveries) == 1:
-                    await self._reject(deliveries[0], exc)
-                    return
-                log.warning("batch rejected by the database, storing message by message: %s", exc)
-                for d in deliveries:
-                    await self._store([d])
+                error = exc
+            if len(deliveries) == 1:
+                await self._reject(deliveries[0], error)
                 return
+            log.warning("batch refused by the database, storing message by message: %s", error)
+            for d in deliveries:
+                await self._store([d])
+            return
 
-    def _builder(self, deliveries: list[Delivery]) -> BatchBuilder:
+    def _batch(self, deliveries: list[Delivery]) -> Batch:
         builder = BatchBuilder(self._decoder, self._limits, self._prefix)
         add = builder.add
         for d in deliveries:
-            add(d.topic, d.payload, d.received_us)
-        return builder
+            add(d.topic, d.payload, d.received_us, d.retain)
+        return builder.finish()
 
-    async def _write(self, builder: BatchBuilder) -> WriteResult:
+    async def _write(self, batch: Batch) -> WriteResult:
+        """The batch's registry changes, then its values, dead letters and rollups in one
+        transaction of ours, then gateway statuses; finally detection on what was stored."""
         conn = self._conn
         if conn is None or conn.closed:
             raise StorageUnavailable("no database connection")
         registry = self._registry
-        gateway_ids = set(builder.msg_gateway) | set(builder.statuses)
-        gateway_ids.update(g for g, _ in builder.announced)
-        gateways = await registry.gateway_keys(conn, gateway_ids)
-        if builder.announced:
-            await registry.announce(conn, [_upsert(g, d) for g, d in builder.announced])
-        device_gateway = {d: gateways[g] for d, g in builder.device_gateway.items()}
-        devices = await registry.device_keys(conn, builder.r_device, device_gateway)
-        columns = builder.columns(gateways, devices, registry.kinds, time.time_ns() // 1000)
-        result = await self._write_values(conn, columns)
-        if builder.statuses:
-            await registry.set_status(conn, builder.statuses)
-        return result
-
-    async def _write_values(
-        self, conn: psycopg.AsyncConnection[TupleRow], columns: Columns
-    ) -> WriteResult:
-        """The batch and, in the same transaction, the rollups its new values change."""
+        gateways = await registry.gateway_keys(conn, batch.gateway_ids)
+        if batch.announced:
+            await registry.announce(conn, [_upsert(g, d) for g, d in batch.announced])
+        device_gateway = {d: gateways[g] for d, g in batch.device_gateway.items()}
+        devices = await registry.device_keys(conn, batch.r_device, device_gateway)
+        columns = batch.columns(gateways, devices, registry.kinds, time.time_ns() // 1000)
         aggregator = self._aggregator
-        prepared: list[Prepared] = []
-        stored: list[ValueColumns] = []
-
-        async def derive(conn: psycopg.AsyncConnection[TupleRow], kept: ValueColumns) -> None:
-            stored.append(kept)
-            prepared.append(aggregator.prepare(kept, time.time_ns() // 1000))
-            await aggregator.write(conn, prepared[0])
-
+        prepared: Prepared | None = None
         try:
-            result = await write_batch(
-                conn, columns.messages, columns.values, columns.dead_letters, derive=derive
-            )
+            async with transaction(conn):
+                result = await write_batch(
+                    conn, columns.messages, columns.values, columns.dead_letters
+                )
+                if result.conflicts:
+                    conflicts = batch.conflicts(*zip(*result.conflicts, strict=True))
+                    await write_dead_letters(conn, conflicts)
+                    result.dead_letters.extend(conflicts)
+                assert result.stored is not None
+                prepared = aggregator.prepare(result.stored, time.time_ns() // 1000)
+                await aggregator.write(conn, prepared)
         except BaseException:
-            if prepared:
-                aggregator.undo(prepared[0])
+            if prepared is not None:
+                aggregator.undo(prepared)
             raise
-        if prepared:
-            aggregator.confirm(prepared[0])
-            self.stats.late_values = aggregator.late
-        if stored:
-            await self._detect(conn, columns, stored[0])
+        aggregator.confirm(prepared)
+        self.stats.late_values = aggregator.late
+        if batch.statuses:
+            await registry.set_status(conn, dict(batch.statuses))
+        await self._detect(conn, columns, result.stored)
         return result
 
     async def _detect(
@@ -319,9 +326,14 @@ class Ingester:
             str(exc)[:2000],
             delivery.payload[: self._limits.dead_letter_payload_bytes],
         )
-        builder = BatchBuilder(self._decoder, self._limits, self._prefix)
-        builder.dead_letters.append(row)
-        self._count(await self._write(builder))
+        async with transaction(self._connection()):
+            await write_dead_letters(self._connection(), [row])
+        self._count(WriteResult(dead_letters=[row]))
+
+    def _connection(self) -> psycopg.AsyncConnection[TupleRow]:
+        if self._conn is None or self._conn.closed:
+            raise StorageUnavailable("no database connection")
+        return self._conn
 
     async def _reconnect(self) -> None:
         if self._conn is not None:

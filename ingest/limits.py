@@ -17,3 +17,9 @@ class Limits:
     """2000-01-01T00:00:00Z: readings stamped earlier come from a gateway without a clock."""
     dead_letter_payload_bytes: int = 64 << 10
     """How much of a rejected payload is kept in the dead letter."""
+    max_dead_letters_per_message: int = 100
+    """Dead-letter rows one message may cause; beyond them one row counts the rest."""
+    max_attribute_depth: int = 16
+    """How deeply a device's ``attributes`` may nest."""
+    max_attribute_bytes: int = 16 << 10
+    """How large a device's ``attributes`` may be, encoded as JSON."""

@@ -16,6 +16,12 @@ class Reason(enum.StrEnum):
     TOO_MANY_READINGS = "too_many_readings"
     INVALID_TOPIC = "invalid_topic"
     INVALID_STATUS = "invalid_status"
+    RETAINED = "retained"
+    """Telemetry published with the retain flag: the broker would replay it forever."""
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    """The message's identity (gateway, seq) is stored with other content."""
+    DEAD_LETTERS_CAPPED = "dead_letters_capped"
+    """One row counting, by reason, the refusals of a message beyond the per-message cap."""
     STORAGE_REJECTED = "storage_rejected"
     """The database refused a message that passed validation (reported, not retried)."""
     # one reading of a message
@@ -23,6 +29,8 @@ class Reason(enum.StrEnum):
     TOO_MANY_METRICS = "too_many_metrics"
     TIME_TOO_EARLY = "time_too_early"
     TIME_IN_FUTURE = "time_in_future"
+    SENT_AT_OUT_OF_RANGE = "sent_at_out_of_range"
+    """The message's ``sent_at`` is implausible: stored without it."""
     # one value of a reading
     UNKNOWN_METRIC = "unknown_metric"
     METRIC_NOT_OF_KIND = "metric_not_of_kind"

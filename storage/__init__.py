@@ -1,9 +1,9 @@
 """Storage in PostgreSQL or TimescaleDB: schema migrations, registry, batch writer."""
 
-from storage.database import Mode, connect, current_mode, map_errors
+from storage.database import Mode, connect, current_mode, map_errors, pooled, transaction
 from storage.migrate import UpgradeReport, upgrade
 from storage.registry import DeviceUpsert, Registry
-from storage.writer import WriteResult, write_batch
+from storage.writer import WriteResult, write_batch, write_dead_letters
 
 __all__ = [
     "DeviceUpsert",
@@ -14,6 +14,9 @@ __all__ = [
     "connect",
     "current_mode",
     "map_errors",
+    "pooled",
+    "transaction",
     "upgrade",
     "write_batch",
+    "write_dead_letters",
 ]

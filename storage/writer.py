@@ -1,12 +1,13 @@
 """Writing one ingest batch: message identities, values by binary COPY, dead letters.
 
-Everything of a batch is written in one transaction. A message whose identity
-(gateway, seq) is already stored contributes nothing: neither values nor dead letters.
+The caller owns the transaction (``storage.database.transaction``): it writes the batch
+here, then what derives from it (rollups), and commits once. A message whose identity
+(gateway, seq) is already stored contributes nothing: neither values nor dead letters;
+if it is stored with another content digest, ``WriteResult.conflicts`` says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -30,18 +31,23 @@ class WriteResult:
     duplicates: int = 0
     values: int = 0
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
+    stored: ValueColumns | None = None
+    """The values actually stored (the batch's, less those of duplicate messages)."""
+    conflicts: list[tuple[int, int]] = field(default_factory=list)
+    """(message index, stored digest) of duplicates whose stored content differs."""
 
 
 _INSERT_MESSAGES = """
 WITH new AS (
-    INSERT INTO messages (gateway, seq, sent_at, received_at, readings, "values")
+    INSERT INTO messages (gateway, seq, sent_at, received_at, readings, "values", digest)
     SELECT m.gateway, m.seq,
            CASE WHEN m.sent_at IS NULL THEN NULL
                 ELSE 'epoch'::timestamptz + m.sent_at * INTERVAL '1 microsecond' END,
            'epoch'::timestamptz + m.received_at * INTERVAL '1 microsecond',
-           m.readings, m.values
-    FROM unnest(%s::int4[], %s::int8[], %s::int8[], %s::int8[], %s::int4[], %s::int4[])
-         AS m (gateway, seq, sent_at, received_at, readings, values)
+           m.readings, m.values, m.digest
+    FROM unnest(%s::int4[], %s::int8[], %s::int8[], %s::int8[], %s::int4[], %s::int4[],
+                %s::int8[])
+         AS m (gateway, seq, sent_at, received_at, readings, values, digest)
     ORDER BY m.gateway, m.seq
     ON CONFLICT DO NOTHING
     RETURNING gateway, seq
@@ -59,8 +65,10 @@ _COPY_DEAD_LETTERS = (
 )
 
 
-Derive = Callable[[psycopg.AsyncConnection[TupleRow], "ValueColumns"], Awaitable[None]]
-"""Writes what is derived from the batch's new values (rollups) in the same transaction."""
+_STORED_DIGESTS = """
+SELECT m.gateway, m.seq, m.digest FROM messages m
+JOIN unnest(%s::int4[], %s::int8[]) AS k (gateway, seq) USING (gateway, seq)
+"""
 
 
 async def write_batch(
@@ -68,35 +76,59 @@ async def write_batch(
     messages: MessageColumns,
     values: ValueColumns,
     dead_letters: list[DeadLetterRow],
-    *,
-    derive: Derive | None = None,
 ) -> WriteResult:
-    """Store a batch in one transaction; skips messages whose identity is already stored.
-
-    ``derive`` is called inside the transaction with the values actually stored.
-    """
+    """Store a batch, in the caller's transaction; skips messages whose identity is stored."""
     with map_errors():
-        async with conn.transaction():
-            new = await _insert_identities(conn, messages, values)
-            kept_values = values.take(new[values.message]) if len(values) else values
-            kept_letters = [d for d in dead_letters if d.message == NO_MESSAGE or new[d.message]]
-            async with conn.cursor() as cur:
-                if len(kept_values):
-                    async with cur.copy(READINGS_COPY) as copy:
-                        await copy.write(
-                            encode_readings(
-                                kept_values.time_us,
-                                kept_values.device,
-                                kept_values.metric,
-                                kept_values.value,
-                            )
+        new = await _insert_identities(conn, messages, values)
+        kept_values = values.take(new[values.message]) if len(values) else values
+        kept_letters = [d for d in dead_letters if d.message == NO_MESSAGE or new[d.message]]
+        async with conn.cursor() as cur:
+            if len(kept_values):
+                async with cur.copy(READINGS_COPY) as copy:
+                    await copy.write(
+                        encode_readings(
+                            kept_values.time_us,
+                            kept_values.device,
+                            kept_values.metric,
+                            kept_values.value,
                         )
-                if kept_letters:
-                    await _copy_dead_letters(cur, kept_letters)
-            if derive is not None:
-                await derive(conn, kept_values)
+                    )
+            if kept_letters:
+                await _copy_dead_letters(cur, kept_letters)
+        conflicts = await _conflicts(conn, messages, new)
     n_new = int(new.sum())
-    return WriteResult(n_new, len(messages) - n_new, len(kept_values), kept_letters)
+    return WriteResult(
+        n_new, len(messages) - n_new, len(kept_values), kept_letters, kept_values, conflicts
+    )
+
+
+async def write_dead_letters(
+    conn: psycopg.AsyncConnection[TupleRow], rows: list[DeadLetterRow]
+) -> None:
+    """Store dead letters that no message identity guards (conflicts, refusals)."""
+    if rows:
+        with map_errors():
+            async with conn.cursor() as cur:
+                await _copy_dead_letters(cur, rows)
+
+
+async def _conflicts(
+    conn: psycopg.AsyncConnection[TupleRow], messages: MessageColumns, new: npt.NDArray[np.bool_]
+) -> list[tuple[int, int]]:
+    """Duplicates (not new) whose stored digest differs from theirs."""
+    if messages.digest is None or new.all():
+        return []
+    old = np.flatnonzero(~new)
+    cur = await conn.execute(
+        _STORED_DIGESTS, (messages.gateway[old].tolist(), messages.seq[old].tolist())
+    )
+    stored = {(g, s): d for g, s, d in await cur.fetchall()}
+    found = []
+    for i in old.tolist():
+        theirs = stored.get((int(messages.gateway[i]), int(messages.seq[i])))
+        if theirs is not None and theirs != int(messages.digest[i]):
+            found.append((i, int(theirs)))
+    return found
 
 
 async def _insert_identities(
@@ -121,6 +153,7 @@ async def _insert_identities(
             messages.received_at_us.tolist(),
             readings.tolist(),
             counts.tolist(),
+            None if messages.digest is None else messages.digest.tolist(),
         ),
     )
     keys = zip(messages.gateway.tolist(), messages.seq.tolist(), strict=True)

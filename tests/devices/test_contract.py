@@ -11,7 +11,9 @@ def test_topics_round_trip() -> None:
     assert parse_topic("city/v1/gateways/gw-7/other") is None
     assert parse_topic("city/v1/gateways//telemetry") is None
     assert parse_topic("city/v2/gateways/gw-7/telemetry") is None
-    assert subscriptions()[0] == "city/v1/gateways/+/telemetry"
+    assert parse_topic("city/v1/gateways/" + "g" * 65 + "/status") is None  # not an id
+    assert parse_topic("city/v1/gateways/gw+7/status") is None
+    assert subscriptions() == ["city/v1/gateways/#"]  # the whole subtree: nothing unheard
 
 
 def test_catalog_ids_and_names_are_unique_and_ranges_sane() -> None:

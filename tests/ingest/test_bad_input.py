@@ -59,8 +59,9 @@ def test_every_value_is_stored_or_dead_lettered(
             continue  # not representable in this encoding: nothing was sent
         builder.add(f"city/v1/gateways/gw-1/{channel}", payload, NOW_MS * 1000)
         sent += sum(len(r["metrics"]) for r in rs)  # type: ignore[arg-type]
-    devices = np.arange(1, len(builder.r_device) + 1, dtype=np.int32)
-    cols = builder.columns({"gw-1": 1}, devices, np.zeros(len(devices) + 1, np.int8), NOW_MS * 1000)
+    batch = builder.finish()
+    devices = np.arange(1, len(batch.r_device) + 1, dtype=np.int32)
+    cols = batch.columns({"gw-1": 1}, devices, np.zeros(len(devices) + 1, np.int8), NOW_MS * 1000)
     assert np.isfinite(cols.values.value).all()
     per_reading = {
         Reason.TOO_MANY_METRICS,
@@ -106,7 +107,7 @@ async def test_an_invalid_utf8_topic_becomes_an_invalid_topic_dead_letter() -> N
     (delivery,) = subscription.take()
     builder = BatchBuilder(Decoder(limits=LIMITS), LIMITS)
     builder.add(delivery.topic, delivery.payload, delivery.received_us)
-    assert [d.reason for d in builder.dead_letters] == [Reason.INVALID_TOPIC]
+    assert [d.reason for d in builder.finish().dead_letters] == [Reason.INVALID_TOPIC]
     assert not math.isnan(delivery.received_us)
 
 

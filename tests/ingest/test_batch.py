@@ -5,7 +5,7 @@ import numpy as np
 
 from devices.catalog import BY_NAME
 from devices.tables import KIND_CODES
-from ingest.batch import BatchBuilder
+from ingest.batch import Batch, BatchBuilder
 from ingest.decode import Decoder
 from ingest.limits import Limits
 from ingest.reasons import Reason
@@ -23,15 +23,16 @@ def _add(builder: BatchBuilder, gateway: str, seq: int, readings: list[dict[str,
     builder.add(f"city/v1/gateways/{gateway}/telemetry", payload, NOW_MS * 1000)
 
 
-def _columns(builder: BatchBuilder, kinds: dict[str, str | None] | None = None):  # type: ignore[no-untyped-def]
-    names = sorted(set(builder.r_device))
+def _columns(builder: BatchBuilder | Batch, kinds: dict[str, str | None] | None = None):  # type: ignore[no-untyped-def]
+    batch = builder.finish() if isinstance(builder, BatchBuilder) else builder
+    names = sorted(set(batch.r_device))
     key = {n: i + 1 for i, n in enumerate(names)}
     kind_by_key = np.zeros(len(names) + 1, dtype=np.int8)
     for n, k in (kinds or {}).items():
         kind_by_key[key[n]] = KIND_CODES[k]
-    devices = np.array([key[d] for d in builder.r_device], dtype=np.int32)
-    gateways = {g: i + 1 for i, g in enumerate(sorted(set(builder.msg_gateway)))}
-    return builder.columns(gateways, devices, kind_by_key, NOW_MS * 1000), key
+    devices = np.array([key[d] for d in batch.r_device], dtype=np.int32)
+    gateways = {g: i + 1 for i, g in enumerate(sorted(set(batch.msg_gateway)))}
+    return batch.columns(gateways, devices, kind_by_key, NOW_MS * 1000), key
 
 
 def test_valid_values_become_columns_in_order() -> None:
@@ -148,15 +149,23 @@ def test_a_message_twice_in_one_batch_is_kept_once() -> None:
     b = _builder()
     for _ in range(3):
         _add(b, "gw-1", 4, [{"device_id": "sl-1", "ts": NOW_MS, "metrics": {"power_w": 1}}])
+    _add(b, "gw-1", 4, [{"device_id": "sl-1", "ts": NOW_MS, "metrics": {"power_w": 2}}])
+    batch = b.finish()
+    assert batch.duplicates == 2
+    assert [d.reason for d in batch.dead_letters] == [Reason.CONFLICTING_DUPLICATE]
+    b = _builder()
+    for _ in range(3):
+        _add(b, "gw-1", 4, [{"device_id": "sl-1", "ts": NOW_MS, "metrics": {"power_w": 1}}])
     cols, _ = _columns(b)
-    assert len(cols.messages) == 1 and len(cols.values) == 1 and b.duplicates == 2
+    assert len(cols.messages) == 1 and len(cols.values) == 1
 
 
 def test_columns_can_be_recomputed_for_a_retry_without_doubling_dead_letters() -> None:
     b = _builder()
     _add(b, "gw-1", 1, [{"device_id": "sl-1", "ts": NOW_MS, "metrics": {"power_w": -5}}])
-    first, _ = _columns(b)
-    again, _ = _columns(b)
+    batch = b.finish()
+    first, _ = _columns(batch)
+    again, _ = _columns(batch)
     assert len(first.dead_letters) == len(again.dead_letters) == 1
 
 
@@ -164,4 +173,4 @@ def test_topics_outside_the_contract_are_dead_letters() -> None:
     b = _builder()
     b.add("city/v1/gateways/gw-1/firmware", b"x", 0)
     b.add("elsewhere", b"x", 0)
-    assert [d.reason for d in b.dead_letters] == [Reason.INVALID_TOPIC] * 2
+    assert [d.reason for d in b.finish().dead_letters] == [Reason.INVALID_TOPIC] * 2
