@@ -1,0 +1,69 @@
+"""The ingester's MQTT session: PUBACKs leave only when the ingester acks, never on receipt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from citytel.local import LocalMosquitto
+from devices.errors import BrokerError
+from ingest.mqtt import Broker, Subscription, check_gmqtt_hook
+from tests.helpers import publish, wait_until
+
+
+def _session(mosquitto: LocalMosquitto, topic_prefix: str) -> Subscription:
+    return Subscription(
+        broker=Broker(port=mosquitto.port),
+        client_id=f"acks-{topic_prefix}",
+        topics=[f"{topic_prefix}acks/#"],
+        wake_at=1,
+    )
+
+
+async def _received(session: Subscription, n: int) -> list[Any]:
+    got: list[Any] = []
+
+    async def arrived() -> bool:
+        got.extend(session.take())
+        return len(got) >= n
+
+    await wait_until(arrived)
+    return got
+
+
+async def test_a_message_is_redelivered_until_acked_and_never_after(
+    mosquitto: LocalMosquitto, topic_prefix: str
+) -> None:
+    async with _session(mosquitto, topic_prefix):  # the session and its subscription exist
+        pass
+    await publish(mosquitto, [(f"{topic_prefix}acks/1", b"one")])
+    async with _session(mosquitto, topic_prefix) as session:
+        (first,) = await _received(session, 1)  # received, not acked: no PUBACK sent
+    async with _session(mosquitto, topic_prefix) as session:
+        (again,) = await _received(session, 1)
+        assert (again.topic, again.payload) == (first.topic, first.payload)
+        assert session.ack([again]) == 1
+        # positive evidence that nothing else is coming: a later message arrives alone
+        await publish(mosquitto, [(f"{topic_prefix}acks/2", b"two")])
+        (later,) = await _received(session, 1)
+        assert later.payload == b"two"
+        session.ack([later])
+    async with _session(mosquitto, topic_prefix) as session:
+        await publish(mosquitto, [(f"{topic_prefix}acks/3", b"three")])
+        (last,) = await _received(session, 1)
+        assert last.payload == b"three"  # neither "one" nor "two" came back: both were acked
+        session.ack([last])
+
+
+def test_a_gmqtt_without_the_hook_we_override_is_refused() -> None:
+    class Renamed:
+        def _handle_qos1_publish(self, mid: int, packet: bytes) -> None: ...
+
+    class Reshaped:
+        def _handle_qos_1_publish_packet(self, mid: int, packet: bytes) -> None: ...
+
+    check_gmqtt_hook()  # the pinned gmqtt has it
+    for handler in (Renamed, Reshaped):
+        with pytest.raises(BrokerError, match="cannot defer PUBACKs"):
+            check_gmqtt_hook(handler)
