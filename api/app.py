@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from psycopg_pool import AsyncConnectionPool
 
 from api import problems
-from api.deps import Limits
+from api.config import Limits
 from api.routes import anomalies, apikeys, devices, exports, gateways, health, series, service
 
 DESCRIPTION = """Read citytel: devices, series, anomalies, gateways, service metrics and

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import psycopg
@@ -11,21 +10,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 
+from api.config import Limits
 from api.problems import FORBIDDEN, UNAUTHORIZED, ProblemError
 from storage import queries
 from storage.database import pooled
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """What one request may cost."""
-
-    max_points: int = 20_000
-    """Points (values or buckets) per JSON response; exports stream without this cap."""
-    statement_timeout_ms: int = 5_000
-    """Per SQL statement, on every connection of the API's pool."""
-    pool_timeout_s: float = 5.0
-    """How long a request waits for a pooled connection before a 503."""
 
 
 def get_pool(request: Request) -> AsyncConnectionPool:

@@ -8,9 +8,12 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from api.config import Limits as ApiLimits
 from devices.errors import ConfigurationError
+from ingest.config import Broker, IngesterConfig
 from ingest.limits import Limits
-from ingest.mqtt import Broker
+
+_I, _L, _A = IngesterConfig(), Limits(), ApiLimits()  # the defaults, written once there
 
 
 class Settings(BaseSettings):
@@ -33,27 +36,32 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_max_points: int = 20_000
+    api_max_points: int = _A.max_points
     """Points (values or buckets) per JSON response of the API; exports are not capped."""
-    api_statement_timeout_ms: int = 5_000
+    api_statement_timeout_ms: int = _A.statement_timeout_ms
     """Statement timeout on the API's database connections."""
-    api_pool_timeout_s: float = 5.0
+    api_pool_timeout_s: float = _A.pool_timeout_s
 
-    client_id: str = "citytel-ingest"
-    share_group: str | None = None
+    client_id: str = _I.client_id
+    share_group: str | None = _I.share_group
     """Set to share the load among ingesters (MQTT 5 ``$share/<group>/...``)."""
-    topic_prefix: str = ""
-    batch_max_messages: int = 5_000
-    batch_max_wait_s: float = 0.1
-    receive_maximum: int = 20_000
-    session_expiry_s: int = 7 * 86_400
-    timezone: str = "UTC"
-    """The city's time zone (IANA name): the hours of the detectors' daily baselines."""
+    topic_prefix: str = _I.topic_prefix
+    batch_max_messages: int = _I.batch_max_messages
+    batch_max_wait_s: float = _I.batch_max_wait_s
+    receive_maximum: int = _I.receive_maximum
+    session_expiry_s: int = _I.session_expiry_s
+    max_attempts: int = _I.max_attempts
+    """Failures of one batch, with the database answering, before it is refused."""
+    allowed_lateness_s: float = _I.allowed_lateness_s
+    detect: bool = _I.detect
+    timezone: str = _I.timezone
+    """The city's time zone (IANA name): daily baselines, and the API's default zone."""
 
-    max_payload_bytes: int = 1 << 20
-    max_readings_per_message: int = 10_000
-    max_metrics_per_reading: int = 64
-    future_tolerance_s: float = 300.0
+    max_payload_bytes: int = _L.max_payload_bytes
+    max_readings_per_message: int = _L.max_readings_per_message
+    max_metrics_per_reading: int = _L.max_metrics_per_reading
+    future_tolerance_s: float = _L.future_tolerance_s
+    max_dead_letters_per_message: int = _L.max_dead_letters_per_message
 
     sim_streetlights: int = 30
     sim_environment: int = 6
@@ -70,11 +78,38 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     def limits(self) -> Limits:
+        """The ingester's input limits."""
         return Limits(
             max_payload_bytes=self.max_payload_bytes,
             max_readings_per_message=self.max_readings_per_message,
             max_metrics_per_reading=self.max_metrics_per_reading,
             future_tolerance_s=self.future_tolerance_s,
+            max_dead_letters_per_message=self.max_dead_letters_per_message,
+        )
+
+    def ingester_config(self) -> IngesterConfig:
+        """The ingester's configuration."""
+        return IngesterConfig(
+            client_id=self.client_id,
+            share_group=self.share_group,
+            topic_prefix=self.topic_prefix,
+            limits=self.limits(),
+            batch_max_messages=self.batch_max_messages,
+            batch_max_wait_s=self.batch_max_wait_s,
+            receive_maximum=self.receive_maximum,
+            session_expiry_s=self.session_expiry_s,
+            max_attempts=self.max_attempts,
+            allowed_lateness_s=self.allowed_lateness_s,
+            detect=self.detect,
+            timezone=self.timezone,
+        )
+
+    def api_limits(self) -> ApiLimits:
+        """What one API request may cost."""
+        return ApiLimits(
+            max_points=self.api_max_points,
+            statement_timeout_ms=self.api_statement_timeout_ms,
+            pool_timeout_s=self.api_pool_timeout_s,
         )
 
 

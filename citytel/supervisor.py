@@ -12,7 +12,6 @@ from pathlib import Path
 import uvicorn
 
 from api.app import create_app
-from api.deps import Limits
 from citytel.local import LocalMosquitto, LocalPostgres
 from citytel.settings import Settings, broker_from_url
 from ingest.ingester import Ingester
@@ -60,15 +59,7 @@ def ingester(settings: Settings, database_url: str, mqtt_url: str) -> Ingester:
     return Ingester(
         database_url=database_url,
         broker=broker_from_url(mqtt_url, ca_file=settings.mqtt_ca_file),
-        client_id=settings.client_id,
-        share_group=settings.share_group,
-        topic_prefix=settings.topic_prefix,
-        limits=settings.limits(),
-        batch_max_messages=settings.batch_max_messages,
-        batch_max_wait_s=settings.batch_max_wait_s,
-        receive_maximum=settings.receive_maximum,
-        session_expiry_s=settings.session_expiry_s,
-        timezone=settings.timezone,
+        config=settings.ingester_config(),
     )
 
 
@@ -84,11 +75,7 @@ class _ApiServer(uvicorn.Server):
 def api_server(
     settings: Settings, database_url: str, mqtt_url: str | None = None
 ) -> uvicorn.Server:
-    limits = Limits(
-        max_points=settings.api_max_points,
-        statement_timeout_ms=settings.api_statement_timeout_ms,
-        pool_timeout_s=settings.api_pool_timeout_s,
-    )
+    limits = settings.api_limits()
     broker = broker_from_url(mqtt_url) if mqtt_url else None
     config = uvicorn.Config(
         create_app(

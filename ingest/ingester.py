@@ -24,10 +24,10 @@ from devices.contract import DeviceInfo, subscriptions
 from devices.errors import StorageError, StorageUnavailable
 from ingest.aggregate import Aggregator, Prepared
 from ingest.batch import Batch, BatchBuilder, Columns
+from ingest.config import Broker, IngesterConfig
 from ingest.decode import Decoder
 from ingest.detect import Detection
-from ingest.limits import Limits
-from ingest.mqtt import Broker, Delivery, Subscription
+from ingest.mqtt import Delivery, Subscription
 from ingest.reasons import Reason
 from ingest.stats import IngestStats
 from processing.state import pack, unpack
@@ -47,53 +47,34 @@ class Ingester:
     """Runs while used as an async context manager; ``stats`` counts what it did."""
 
     def __init__(
-        self,
-        *,
-        database_url: str,
-        broker: Broker,
-        client_id: str = "citytel-ingest",
-        share_group: str | None = None,
-        topic_prefix: str = "",
-        limits: Limits | None = None,
-        batch_max_messages: int = 5_000,
-        batch_max_wait_s: float = 0.1,
-        receive_maximum: int = 20_000,
-        session_expiry_s: int = 7 * 86_400,
-        retry_max_s: float = 10.0,
-        shutdown_grace_s: float = 10.0,
-        rollup_widths_s: tuple[int, ...] = (60, 900, 3600),
-        allowed_lateness_s: float = 300.0,
-        detect: bool = True,
-        timezone: str = "UTC",
-        dropout_check_s: float = 10.0,
-        checkpoint_s: float = 60.0,
-        max_attempts: int = 5,
+        self, *, database_url: str, broker: Broker, config: IngesterConfig | None = None
     ) -> None:
-        topics = subscriptions(prefix=topic_prefix)
-        if share_group:
-            topics = [f"$share/{share_group}/{t}" for t in topics]
+        c = config or IngesterConfig()
+        topics = subscriptions(prefix=c.topic_prefix)
+        if c.share_group:
+            topics = [f"$share/{c.share_group}/{t}" for t in topics]
         self._database_url = database_url
-        self._limits = limits or Limits()
-        self._decoder = Decoder(limits=self._limits)
-        self._prefix = topic_prefix
-        self._batch_max_messages = batch_max_messages
-        self._batch_max_wait_s = batch_max_wait_s
-        self._retry_max_s = retry_max_s
-        self._shutdown_grace_s = shutdown_grace_s
-        self._max_attempts = max_attempts
+        self._limits = c.limits
+        self._decoder = Decoder(limits=c.limits)
+        self._prefix = c.topic_prefix
+        self._batch_max_messages = c.batch_max_messages
+        self._batch_max_wait_s = c.batch_max_wait_s
+        self._retry_max_s = c.retry_max_s
+        self._shutdown_grace_s = c.shutdown_grace_s
+        self._max_attempts = c.max_attempts
         self._subscription = Subscription(
             broker=broker,
-            client_id=client_id,
+            client_id=c.client_id,
             topics=topics,
-            session_expiry_s=session_expiry_s,
-            receive_maximum=receive_maximum,
-            wake_at=min(batch_max_messages, receive_maximum // 2),
+            session_expiry_s=c.session_expiry_s,
+            receive_maximum=c.receive_maximum,
+            wake_at=min(c.batch_max_messages, c.receive_maximum // 2),
         )
         self._registry = Registry()
-        self._aggregator = Aggregator(widths_s=rollup_widths_s, lateness_s=allowed_lateness_s)
-        self._detection = Detection(timezone=timezone) if detect else None
-        self._checkpoint_name = client_id
-        self._every = {"silence": dropout_check_s, "checkpoint": checkpoint_s}
+        self._aggregator = Aggregator(widths_s=c.rollup_widths_s, lateness_s=c.allowed_lateness_s)
+        self._detection = Detection(timezone=c.timezone) if c.detect else None
+        self._checkpoint_name = c.client_id
+        self._every = {"silence": c.dropout_check_s, "checkpoint": c.checkpoint_s}
         self._due = {"silence": 0.0, "checkpoint": 0.0}
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._task: asyncio.Task[None] | None = None

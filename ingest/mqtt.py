@@ -15,9 +15,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import ssl
 import time
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NamedTuple, Self
 
@@ -28,26 +26,11 @@ from gmqtt.mqtt.handler import MQTTConnectError, MqttPackageHandler
 from gmqtt.mqtt.package import CommandWithMidPacket
 
 from devices.errors import BrokerError
+from ingest.config import Broker
 
 log = logging.getLogger(__name__)
 PUBACK = _Commands.PUBACK
 _TAKEN_OVER = b"\x8e"  # MQTT 5 DISCONNECT reason code 0x8E: session taken over
-
-
-@dataclass(frozen=True, slots=True)
-class Broker:
-    """Where the MQTT broker is and how to log in."""
-
-    host: str = "127.0.0.1"
-    port: int = 1883
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    ca_file: str | None = None
-    """CA certificate(s) to verify the broker with; the system's when None."""
-
-    def ssl_context(self) -> ssl.SSLContext | bool:
-        return ssl.create_default_context(cafile=self.ca_file) if self.tls else False
 
 
 class Delivery(NamedTuple):

@@ -11,8 +11,8 @@ import aiomqtt
 import msgspec
 
 from citytel.local import LocalMosquitto
+from ingest.config import Broker, IngesterConfig
 from ingest.ingester import Ingester
-from ingest.mqtt import Broker
 from storage.database import connect
 
 T0_MS = 1_763_762_999_000
@@ -142,10 +142,7 @@ def make_ingester(
     database_url: str, broker: LocalMosquitto, topic_prefix: str, name: str, **options: Any
 ) -> Ingester:
     """An ingester on a test's database, broker and topics, with a client id of its own."""
-    return Ingester(
-        database_url=database_url,
-        broker=Broker(port=broker.port),
-        client_id=f"{name}-{topic_prefix}",
-        topic_prefix=topic_prefix,
-        **options,
+    config = IngesterConfig(
+        client_id=f"{name}-{topic_prefix}", topic_prefix=topic_prefix, **options
     )
+    return Ingester(database_url=database_url, broker=Broker(port=broker.port), config=config)

@@ -15,8 +15,8 @@ import pytest
 
 from citytel.local import LocalMosquitto
 from devices.contract import topic
+from ingest.config import Broker, IngesterConfig
 from ingest.ingester import Ingester
-from ingest.mqtt import Broker
 from tests.helpers import T0_MS, query, reading, telemetry, wait_until
 
 
@@ -139,7 +139,7 @@ async def test_a_gateway_speaks_only_for_itself_and_strangers_stay_out(
     broker, passwords, ca = secured
     ingester = Ingester(
         database_url=database_url,
-        client_id="citytel-ingest-1",
+        config=IngesterConfig(client_id="citytel-ingest-1"),
         broker=Broker(
             port=broker.port,
             username="citytel-ingest",

@@ -14,9 +14,10 @@ from citytel.local import LocalMosquitto
 from devices.catalog import METRICS
 from devices.contract import topic
 from ingest.batch import BatchBuilder
+from ingest.config import Broker
 from ingest.decode import Decoder
 from ingest.limits import Limits
-from ingest.mqtt import Broker, Subscription
+from ingest.mqtt import Subscription
 from ingest.reasons import Reason
 from tests.helpers import T0_MS, make_ingester, publish, query, reading, telemetry, wait_until
 

@@ -8,8 +8,8 @@ import msgspec
 
 from citytel.local import LocalMosquitto
 from devices.contract import topic
+from ingest.config import Broker, IngesterConfig
 from ingest.ingester import Ingester
-from ingest.mqtt import Broker
 from tests.helpers import (
     T0_MS,
     delivered,
@@ -175,18 +175,22 @@ async def test_ingesters_in_a_share_group_split_the_load_and_store_each_message_
     first = Ingester(
         database_url=database_url,
         broker=Broker(port=mosquitto.port),
-        client_id=f"{group}-1",
-        share_group=group,
-        topic_prefix=topic_prefix,
-        batch_max_wait_s=0.05,
+        config=IngesterConfig(
+            client_id=f"{group}-1",
+            share_group=group,
+            topic_prefix=topic_prefix,
+            batch_max_wait_s=0.05,
+        ),
     )
     second = Ingester(
         database_url=database_url,
         broker=Broker(port=mosquitto.port),
-        client_id=f"{group}-2",
-        share_group=group,
-        topic_prefix=topic_prefix,
-        batch_max_wait_s=0.05,
+        config=IngesterConfig(
+            client_id=f"{group}-2",
+            share_group=group,
+            topic_prefix=topic_prefix,
+            batch_max_wait_s=0.05,
+        ),
     )
     async with first, second:
         await publish(mosquitto, messages)

@@ -8,7 +8,8 @@ import pytest
 
 from citytel.local import LocalMosquitto
 from devices.errors import BrokerError
-from ingest.mqtt import Broker, Subscription, check_gmqtt_hook
+from ingest.config import Broker
+from ingest.mqtt import Subscription, check_gmqtt_hook
 from tests.helpers import publish, wait_until
 
 

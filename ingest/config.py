@@ -1,0 +1,56 @@
+"""The ingester's configuration: where the broker is, and every knob with its default.
+
+Defaults are written here once; ``citytel.settings.Settings`` reads its own defaults
+from these classes. This module imports nothing heavy (no gmqtt, NumPy or Numba), so
+the settings of ``citytel api`` do not load the ingester.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+
+from ingest.limits import Limits
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    """Where the MQTT broker is and how to log in."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    """CA certificate(s) to verify the broker with; the system's when None."""
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=self.ca_file) if self.tls else False
+
+
+@dataclass(frozen=True, slots=True)
+class IngesterConfig:
+    """How one ingester runs (settings ``CITYTEL_<FIELD>``)."""
+
+    client_id: str = "citytel-ingest"
+    share_group: str | None = None
+    """Set to share the load among ingesters (MQTT 5 ``$share/<group>/...``)."""
+    topic_prefix: str = ""
+    limits: Limits = field(default_factory=Limits)
+    batch_max_messages: int = 5_000
+    batch_max_wait_s: float = 0.1
+    receive_maximum: int = 20_000
+    session_expiry_s: int = 7 * 86_400
+    retry_max_s: float = 10.0
+    """Longest wait between two attempts to write a batch while the database is down."""
+    max_attempts: int = 5
+    """Failures of one batch, with the database answering, before it counts as refused."""
+    shutdown_grace_s: float = 10.0
+    rollup_widths_s: tuple[int, ...] = (60, 900, 3600)
+    allowed_lateness_s: float = 300.0
+    detect: bool = True
+    timezone: str = "UTC"
+    """The city's time zone (IANA name): the hours of the detectors' daily baselines."""
+    dropout_check_s: float = 10.0
+    checkpoint_s: float = 60.0
