@@ -142,12 +142,17 @@ async def _load(url: str, broker: LocalMosquitto, prefix: str) -> None:
 @pytest.fixture(scope="session")
 def city(pg_server: DatabaseServer, mosquitto: LocalMosquitto) -> Iterator[City]:
     name = f"citytel_city_{uuid.uuid4().hex[:6]}"
-    url = pg_server.create(name, template=pg_server.template)
+    base = f"{name}_base"
     prefix = f"city-{uuid.uuid4().hex[:6]}/"
-    asyncio.run(_load(url, mosquitto, prefix))
-    spare = pg_server.create(f"{name}_spare", template=name)
-    fuzz = pg_server.create(f"{name}_fuzz", template=name)
+    asyncio.run(_load(pg_server.create(base, template=pg_server.template), mosquitto, prefix))
+    # sealed like the main template: TimescaleDB's scheduler cannot attach to it, so the
+    # copies below never meet 'source database is being accessed by other users'
+    pg_server.seal(base)
+    copies = [name, f"{name}_spare", f"{name}_fuzz"]
+    url, spare, fuzz = (pg_server.create(c, template=base) for c in copies)
     yield City(url, spare, fuzz, prefix)
+    for db in [*copies, base]:  # an external server keeps nothing of ours
+        pg_server.drop(db)
 
 
 async def new_key(url: str, role: str) -> str:

@@ -45,6 +45,13 @@ def fuzz_key(city: City) -> str:
     return asyncio.run(new_key(city.fuzz_url, "admin"))
 
 
+# schemathesis's own strategies call the random module, which Hypothesis deprecates with a
+# warning raised only on some draws; filterwarnings=error turned that into a FlakyFailure
+# now and then. The warning is about schemathesis's code, not ours: ignore exactly it.
+@pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_keeps_to_its_openapi(case: Any, fuzz_key: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import msgspec
 
 from citytel.local import LocalMosquitto
@@ -153,11 +151,15 @@ async def test_acks_follow_commits_and_the_session_outlives_the_ingester(
     await publish(mosquitto, batch(51))
     async with _ingester(database_url, mosquitto, topic_prefix) as again:
         await wait_until(lambda: delivered(again, 50))
-        await asyncio.sleep(0.5)
-        # Exactly the 50 queued ones: the first 50 were acknowledged after their commit.
-        assert again.stats.deliveries == 50 and again.stats.duplicates == 0
+        # A later message arrives after anything the broker still had queued or in flight
+        # for the session: once it is in, nothing else is coming.
+        await publish(mosquitto, batch(101)[:1])
+        await wait_until(lambda: delivered(again, 51))
+        # Exactly the 50 queued ones and the later one: the first 50 were acknowledged
+        # after their commit, so none of them came again.
+        assert again.stats.deliveries == 51 and again.stats.duplicates == 0
     rows = await query(database_url, "SELECT count(*), count(DISTINCT time) FROM readings")
-    assert rows == [(100, 100)]
+    assert rows == [(101, 101)]
 
 
 async def test_ingesters_in_a_share_group_split_the_load_and_store_each_message_once(
