@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     """Failures of one batch, with the database answering, before it is refused."""
     allowed_lateness_s: float = _I.allowed_lateness_s
     detect: bool = _I.detect
+    unknown_devices: Literal["claim", "refuse"] = _I.unknown_devices
+    """A device never registered: claimed by the first gateway that reports it, or refused."""
     timezone: str = _I.timezone
     """The city's time zone (IANA name): daily baselines, and the API's default zone."""
 
@@ -101,6 +103,7 @@ class Settings(BaseSettings):
             max_attempts=self.max_attempts,
             allowed_lateness_s=self.allowed_lateness_s,
             detect=self.detect,
+            unknown_devices=self.unknown_devices,
             timezone=self.timezone,
         )
 

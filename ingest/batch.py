@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from hashlib import blake2b
 from itertools import repeat
+from typing import NamedTuple
 
 import msgspec
 import numpy as np
@@ -43,6 +44,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
 
+_Check = tuple[npt.NDArray[np.bool_], "Reason", str]
+"""A mask over readings, the reason for those it marks, and a detail."""
+
 _MS_BOUND = 1 << 52  # ~142,000 years: clamp before scaling so int64 cannot overflow
 
 
@@ -51,6 +55,15 @@ def unix_us(ts: Timestamp) -> int:
     if isinstance(ts, int):
         return max(-_MS_BOUND, min(ts, _MS_BOUND)) * 1000
     return (ts - _EPOCH) // _US
+
+
+class Announced(NamedTuple):
+    """A device as a gateway announced it, and where the announcement came from."""
+
+    gateway_id: str
+    device: DeviceInfo
+    topic: str
+    received_us: int
 
 
 @dataclass(slots=True)
@@ -99,7 +112,7 @@ class BatchBuilder:
             self._dead_all(topic, received_us, rejections, gateway_id)
         elif channel == DEVICES:
             devices, rejections = self.decoder.announcement(gateway_id, payload)
-            b.announced.extend((gateway_id, d) for d in devices)
+            b.announced.extend(Announced(gateway_id, d, topic, received_us) for d in devices)
             self._dead_all(topic, received_us, rejections, gateway_id)
 
     def finish(self) -> Batch:
@@ -223,7 +236,7 @@ class _Parts:
     v_name: list[str] = field(default_factory=list)
     v_value: list[float] = field(default_factory=list)
     device_gateway: dict[str, str] = field(default_factory=dict)
-    announced: list[tuple[str, DeviceInfo]] = field(default_factory=list)
+    announced: list[Announced] = field(default_factory=list)
     statuses: dict[str, tuple[str, int]] = field(default_factory=dict)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
 
@@ -253,7 +266,7 @@ class Batch:
     v_value: Sequence[float]
     device_gateway: Mapping[str, str]
     """Each device's gateway, as the first message of the batch that names it says."""
-    announced: Sequence[tuple[str, DeviceInfo]]
+    announced: Sequence[Announced]
     statuses: Mapping[str, tuple[str, int]]
     dead_letters: Sequence[DeadLetterRow]
 
@@ -261,8 +274,24 @@ class Batch:
     def gateway_ids(self) -> set[str]:
         """Every gateway the batch speaks of."""
         ids = set(self.msg_gateway) | set(self.statuses)
-        ids.update(g for g, _ in self.announced)
+        ids.update(a.gateway_id for a in self.announced)
         return ids
+
+    def refused_announcements(self, device_ids: set[str]) -> list[DeadLetterRow]:
+        """Dead letters for announced devices that belong to another gateway."""
+        detail = "the device belongs to another gateway: an announcement cannot move it"
+        return [
+            DeadLetterRow(
+                a.received_us,
+                a.topic,
+                Reason.DEVICE_NOT_OF_GATEWAY,
+                detail,
+                msgspec.json.encode(a.device),
+                a.gateway_id,
+            )
+            for a in self.announced
+            if a.device.device_id in device_ids
+        ]
 
     def conflicts(self, messages: Iterable[int], stored: Iterable[int]) -> list[DeadLetterRow]:
         """Dead letters for messages whose identity is stored with other content."""
@@ -291,8 +320,13 @@ class Batch:
         device_keys: npt.NDArray[np.int32],
         kinds: npt.NDArray[np.int8],
         now_us: int,
+        owners: npt.NDArray[np.int32] | None = None,
     ) -> Columns:
-        """The batch as arrays. ``device_keys`` follows ``r_device``; ``kinds`` is by key."""
+        """The batch as arrays. ``device_keys`` follows ``r_device`` (0: a device refused
+        registration); ``kinds`` and ``owners`` (each device's gateway key) are by key.
+
+        A reading of a device that another gateway owns is dead-lettered
+        (``device_not_of_gateway``): a gateway speaks only for its own devices."""
         dead = list(self.dead_letters)
         messages = MessageColumns(
             gateway=np.fromiter(
@@ -305,13 +339,14 @@ class Batch:
         )
         time_us = _times_us(self.r_ts)
         count = np.array(self.r_count, dtype=np.int64)
-        bad_reading = self._check_readings(time_us, count, now_us, dead)
+        r_msg = np.array(self.r_msg, dtype=np.int32)
+        ownership = self._ownership(device_keys, owners, messages.gateway[r_msg])
+        bad_reading = self._check_readings(time_us, count, now_us, dead, ownership)
         reading = np.repeat(np.arange(len(count), dtype=np.int32), count)
         metric = np.fromiter(
             map(METRIC_IDS.get, self.v_name, repeat(0)), np.int16, len(self.v_name)
         )
         value = np.array(self.v_value, dtype=np.float64)
-        r_msg = np.array(self.r_msg, dtype=np.int32)
         values = ValueColumns(
             time_us[reading], device_keys[reading], metric, value, r_msg[reading], reading
         )
@@ -354,16 +389,36 @@ class Batch:
             kept.append(self._dead_row(m, Reason.DEAD_LETTERS_CAPPED, detail, dict(reasons)))
         return kept
 
+    def _ownership(
+        self,
+        device_keys: npt.NDArray[np.int32],
+        owners: npt.NDArray[np.int32] | None,
+        reading_gateway: npt.NDArray[np.int32],
+    ) -> list[_Check]:
+        unknown = device_keys == 0
+        checks: list[_Check] = [
+            (unknown, Reason.UNKNOWN_DEVICE, "the device is not registered and unknown devices"
+             " are refused (CITYTEL_UNKNOWN_DEVICES=refuse)"),
+        ]  # fmt: skip
+        if owners is not None:
+            owner = owners[device_keys]
+            foreign = ~unknown & (owner != 0) & (owner != reading_gateway)
+            detail = "the device belongs to another gateway"
+            checks.append((foreign, Reason.DEVICE_NOT_OF_GATEWAY, detail))
+        return checks
+
     def _check_readings(
         self,
         time_us: npt.NDArray[np.int64],
         count: npt.NDArray[np.int64],
         now_us: int,
         dead: list[DeadLetterRow],
+        first: list[_Check],
     ) -> npt.NDArray[np.bool_]:
         limits = self.limits
         future = f"timestamp more than {limits.future_tolerance_s:g} s ahead of the ingester"
         checks = (
+            *first,
             (
                 count > limits.max_metrics_per_reading,
                 Reason.TOO_MANY_METRICS,

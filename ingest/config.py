@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ingest.limits import Limits
 
@@ -49,6 +50,9 @@ class IngesterConfig:
     shutdown_grace_s: float = 10.0
     rollup_widths_s: tuple[int, ...] = (60, 900, 3600)
     allowed_lateness_s: float = 300.0
+    unknown_devices: Literal["claim", "refuse"] = "claim"
+    """A device never registered: the first gateway that reports it claims it, or its
+    readings are refused (``unknown_device``)."""
     detect: bool = True
     timezone: str = "UTC"
     """The city's time zone (IANA name): the hours of the detectors' daily baselines."""

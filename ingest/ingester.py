@@ -62,6 +62,7 @@ class Ingester:
         self._retry_max_s = c.retry_max_s
         self._shutdown_grace_s = c.shutdown_grace_s
         self._max_attempts = c.max_attempts
+        self._claim = c.unknown_devices == "claim"
         self._subscription = Subscription(
             broker=broker,
             client_id=c.client_id,
@@ -208,11 +209,16 @@ class Ingester:
             raise StorageUnavailable("no database connection")
         registry = self._registry
         gateways = await registry.gateway_keys(conn, batch.gateway_ids)
+        refused: list[DeadLetterRow] = []
         if batch.announced:
-            await registry.announce(conn, [_upsert(g, d) for g, d in batch.announced])
+            upserts = [_upsert(a.gateway_id, a.device) for a in batch.announced]
+            refused = batch.refused_announcements(await registry.announce(conn, upserts))
         device_gateway = {d: gateways[g] for d, g in batch.device_gateway.items()}
-        devices = await registry.device_keys(conn, batch.r_device, device_gateway)
-        columns = batch.columns(gateways, devices, registry.kinds, time.time_ns() // 1000)
+        devices = await registry.device_keys(
+            conn, batch.r_device, device_gateway, claim=self._claim
+        )
+        now_us = time.time_ns() // 1000
+        columns = batch.columns(gateways, devices, registry.kinds, now_us, registry.owners)
         aggregator = self._aggregator
         prepared: Prepared | None = None
         try:
@@ -221,9 +227,10 @@ class Ingester:
                     conn, columns.messages, columns.values, columns.dead_letters
                 )
                 if result.conflicts:
-                    conflicts = batch.conflicts(*zip(*result.conflicts, strict=True))
-                    await write_dead_letters(conn, conflicts)
-                    result.dead_letters.extend(conflicts)
+                    refused += batch.conflicts(*zip(*result.conflicts, strict=True))
+                if refused:
+                    await write_dead_letters(conn, refused)
+                    result.dead_letters.extend(refused)
                 assert result.stored is not None
                 prepared = aggregator.prepare(result.stored, time.time_ns() // 1000)
                 await aggregator.write(conn, prepared)

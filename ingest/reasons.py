@@ -26,6 +26,10 @@ class Reason(enum.StrEnum):
     """The database refused a message that passed validation (reported, not retried)."""
     # one reading of a message
     INVALID_READING = "invalid_reading"
+    DEVICE_NOT_OF_GATEWAY = "device_not_of_gateway"
+    """A reading or announcement of a device that another gateway owns."""
+    UNKNOWN_DEVICE = "unknown_device"
+    """A reading of a device never registered, with ``CITYTEL_UNKNOWN_DEVICES=refuse``."""
     TOO_MANY_METRICS = "too_many_metrics"
     TIME_TOO_EARLY = "time_too_early"
     TIME_IN_FUTURE = "time_in_future"

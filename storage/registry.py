@@ -38,11 +38,17 @@ class Registry:
         self._gateways: dict[str, int] = {}
         self._devices: dict[str, int] = {}
         self._kinds = np.zeros(1024, dtype=np.int8)
+        self._owners = np.zeros(1024, dtype=np.int32)
 
     @property
     def kinds(self) -> npt.NDArray[np.int8]:
         """Kind code by device key (``KIND_CODES``); index with keys from ``device_keys``."""
         return self._kinds
+
+    @property
+    def owners(self) -> npt.NDArray[np.int32]:
+        """The key of each device's gateway, by device key (0: none yet)."""
+        return self._owners
 
     async def gateway_keys(
         self, conn: psycopg.AsyncConnection[TupleRow], gateway_ids: Iterable[str]
@@ -65,29 +71,43 @@ class Registry:
         conn: psycopg.AsyncConnection[TupleRow],
         device_ids: Sequence[str],
         gateway_of: dict[str, int],
+        *,
+        claim: bool = True,
     ) -> npt.NDArray[np.int32]:
-        """Keys of these devices, in order, registering unseen ones as unannounced.
+        """Keys of these devices, in order; 0 for a device not registered.
 
         ``gateway_of`` maps a device id to the key of the gateway it was heard through.
+        With ``claim``, an unseen device is registered (unannounced) as that gateway's;
+        without, only devices already registered have keys.
         """
         cache = self._devices
         missing = sorted({d for d in device_ids if d not in cache})
-        if missing:
+        if missing and claim:
             rows = await _upsert_returning(
                 conn,
                 "INSERT INTO devices (device_id, gateway)"
                 " SELECT * FROM unnest(%s::text[], %s::int4[])"
                 " ON CONFLICT (device_id) DO UPDATE SET device_id = excluded.device_id"
-                " RETURNING device_id, id, kind",
+                " RETURNING device_id, id, kind, gateway",
                 (missing, [gateway_of[d] for d in missing]),
             )
             self._remember(rows)
-        return np.fromiter(map(cache.__getitem__, device_ids), np.int32, len(device_ids))
+        elif missing:
+            rows = await _upsert_returning(
+                conn,
+                "SELECT device_id, id, kind, gateway FROM devices"
+                " WHERE device_id = ANY(%s::text[])",
+                (missing,),
+            )
+            self._remember(rows)
+        get = cache.get
+        return np.fromiter((get(d, 0) for d in device_ids), np.int32, len(device_ids))
 
     async def announce(
         self, conn: psycopg.AsyncConnection[TupleRow], devices: Sequence[DeviceUpsert]
-    ) -> None:
-        """Upsert announced devices (last announcement of a device wins)."""
+    ) -> set[str]:
+        """Upsert announced devices (last announcement of a device wins); returns the ids
+        of those that belong to another gateway, which an announcement cannot move."""
         latest = {d.device_id: d for d in devices}
         gateways = await self.gateway_keys(conn, {d.gateway_id for d in latest.values()})
         rows = await _upsert_returning(
@@ -100,7 +120,8 @@ class Registry:
             "  gateway = excluded.gateway, latitude = excluded.latitude,"
             "  longitude = excluded.longitude, attributes = excluded.attributes,"
             "  announced = true, announced_at = excluded.announced_at"
-            " RETURNING device_id, id, kind",
+            " WHERE devices.gateway IS NULL OR devices.gateway = excluded.gateway"
+            " RETURNING device_id, id, kind, gateway",
             (
                 [d.device_id for d in latest.values()],
                 [d.kind for d in latest.values()],
@@ -111,6 +132,7 @@ class Registry:
             ),
         )
         self._remember(rows)
+        return set(latest) - {row[0] for row in rows}
 
     async def set_status(
         self, conn: psycopg.AsyncConnection[TupleRow], statuses: dict[str, tuple[str, int]]
@@ -129,13 +151,20 @@ class Registry:
                 )
 
     def _remember(self, rows: list[tuple[Any, ...]]) -> None:
-        for device_id, key, kind in rows:
+        for device_id, key, kind, gateway in rows:
             self._devices[device_id] = key
             if key >= len(self._kinds):
-                grown = np.zeros(max(2 * len(self._kinds), key + 1), dtype=np.int8)
-                grown[: len(self._kinds)] = self._kinds
-                self._kinds = grown
+                size = max(2 * len(self._kinds), key + 1)
+                self._kinds = _grown(self._kinds, size)
+                self._owners = _grown(self._owners, size)
             self._kinds[key] = KIND_CODES.get(kind, 0)
+            self._owners[key] = gateway or 0
+
+
+def _grown(a: npt.NDArray[Any], size: int) -> npt.NDArray[Any]:
+    out = np.zeros(size, dtype=a.dtype)
+    out[: len(a)] = a
+    return out
 
 
 async def _upsert_returning(
