@@ -232,7 +232,9 @@ class Ingester:
                     await write_dead_letters(conn, refused)
                     result.dead_letters.extend(refused)
                 assert result.stored is not None
-                prepared = aggregator.prepare(result.stored, time.time_ns() // 1000)
+                stored = result.stored
+                gateway = columns.messages.gateway[stored.message]
+                prepared = aggregator.prepare(stored, gateway, time.time_ns() // 1000)
                 await aggregator.write(conn, prepared)
         except BaseException:
             if prepared is not None:

@@ -157,12 +157,12 @@ def _accumulate(
 
 
 @numba.njit(cache=True, nogil=True)
-def _close(before: int, size: int, win: I64, st_i: I64, st_f: F64, out_i: I64, out_f: F64) -> int:
-    """Emit and clear every window that ends at or before ``before``."""
+def _close(before: I64, size: int, win: I64, st_i: I64, st_f: F64, out_i: I64, out_f: F64) -> int:
+    """Emit and clear every window that ends at or before its series' ``before``."""
     k = 0
-    for s in range(win.shape[0]):
+    for s in range(min(win.shape[0], before.shape[0])):
         cur = win[s]
-        if cur != EMPTY and cur + size <= before:
+        if cur != EMPTY and cur + size <= before[s]:
             _emit(
                 out_i,
                 out_f,
@@ -208,15 +208,25 @@ class Windows:
         )
         return _partials(out_i[:k], out_f[:k])
 
-    def close(self, before: int) -> Partials:
-        """Emit the windows ending at or before ``before`` (the watermark minus lateness)."""
+    def close(self, before: int | I64) -> Partials:
+        """Emit the windows ending at or before ``before`` (the watermark minus lateness):
+        one time for every series, or one per series id (series beyond the array stay)."""
+        limit = self._before(before)
         out_i, out_f = _buffers(int(np.count_nonzero(self._win != EMPTY)))
-        k = _close(before, self.size, self._win, self._st_i, self._st_f, out_i, out_f)
+        k = _close(limit, self.size, self._win, self._st_i, self._st_f, out_i, out_f)
         return _partials(out_i[:k], out_f[:k])
 
-    def due(self, before: int) -> I64:
+    def due(self, before: int | I64) -> I64:
         """Series whose window ends at or before ``before`` (what ``close`` would emit)."""
-        return np.flatnonzero((self._win != EMPTY) & (self._win + self.size <= before))
+        limit = self._before(before)
+        n = min(len(self._win), len(limit))
+        win = self._win[:n]
+        return np.flatnonzero((win != EMPTY) & (win + self.size <= limit[:n]))
+
+    def _before(self, before: int | I64) -> I64:
+        if isinstance(before, int | np.integer):
+            return np.full(len(self._win), before, dtype=np.int64)
+        return np.ascontiguousarray(before, dtype=np.int64)
 
     def snapshot(self, series: I64) -> Snapshot:
         """The state of these series, for ``restore`` if what follows must be undone."""
