@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     batch_max_messages: int = _I.batch_max_messages
     batch_max_wait_s: float = _I.batch_max_wait_s
     receive_maximum: int = _I.receive_maximum
+    max_held_bytes: int = _I.max_held_bytes
+    """Payload bytes the ingester holds unacknowledged before it stops reading."""
     session_expiry_s: int = _I.session_expiry_s
     max_attempts: int = _I.max_attempts
     """Failures of one batch, with the database answering, before it is refused."""
@@ -99,6 +101,7 @@ class Settings(BaseSettings):
             batch_max_messages=self.batch_max_messages,
             batch_max_wait_s=self.batch_max_wait_s,
             receive_maximum=self.receive_maximum,
+            max_held_bytes=self.max_held_bytes,
             session_expiry_s=self.session_expiry_s,
             max_attempts=self.max_attempts,
             allowed_lateness_s=self.allowed_lateness_s,

@@ -42,6 +42,9 @@ class IngesterConfig:
     batch_max_messages: int = 5_000
     batch_max_wait_s: float = 0.1
     receive_maximum: int = 20_000
+    max_held_bytes: int = 256 << 20
+    """Payload bytes held unacknowledged; above it the ingester stops reading from the
+    broker until commits free room (the broker queues the rest)."""
     session_expiry_s: int = 7 * 86_400
     retry_max_s: float = 10.0
     """Longest wait between two attempts to write a batch while the database is down."""

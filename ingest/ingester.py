@@ -13,9 +13,12 @@ import contextlib
 import functools
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeVar
 
+import numpy as np
 import psycopg
 from psycopg.rows import TupleRow
 
@@ -39,8 +42,7 @@ from storage.writer import WriteResult, write_batch, write_dead_letters
 
 log = logging.getLogger(__name__)
 
-_INLINE = 20_000
-"""Batches with more values than this run the detectors in a thread, off the event loop."""
+T = TypeVar("T")
 
 
 class Ingester:
@@ -69,6 +71,7 @@ class Ingester:
             topics=topics,
             session_expiry_s=c.session_expiry_s,
             receive_maximum=c.receive_maximum,
+            max_held_bytes=c.max_held_bytes,
             wake_at=min(c.batch_max_messages, c.receive_maximum // 2),
         )
         self._registry = Registry()
@@ -79,38 +82,83 @@ class Ingester:
         self._due = {"silence": 0.0, "checkpoint": 0.0}
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stack = contextlib.AsyncExitStack()
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="citytel-kernels")
+        self._timezone = c.timezone
         self._holding = 0
         self.stats = IngestStats()
         self.mode: Mode | None = None
 
     async def __aenter__(self) -> Self:
-        self._conn = await connect(self._database_url, autocommit=True)
-        self.mode = await current_mode(self._conn)
-        log.info("ingester storing in %s mode", self.mode)
-        if self._detection is not None:
-            await self._restore()
-        await self._subscription.__aenter__()
-        self._task = asyncio.create_task(self._run(), name="citytel-ingest")
+        """Connect, warm the kernels, restore the detectors, subscribe, start the loop.
+
+        Whatever was acquired is released again if a later step fails."""
+        async with contextlib.AsyncExitStack() as stack:
+            stack.enter_context(self._worker)  # shut down (waiting) last of all
+            self._conn = await connect(self._database_url, autocommit=True)
+            stack.push_async_callback(self._close_connection)
+            self.mode = await current_mode(self._conn)
+            log.info("ingester storing in %s mode", self.mode)
+            await self._in_worker(self._warm_up)  # the JIT compiles before messages wait
+            if self._detection is not None:
+                await self._restore()
+            stack.push_async_callback(self._finish)
+            await stack.enter_async_context(self._subscription)
+            self._task = asyncio.create_task(self._run(), name="citytel-ingest")
+            stack.push_async_callback(self._stop_loop)
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
+        """Stop taking messages, finish or abandon the batch in hand (unacknowledged),
+        disconnect, flush the open windows, checkpoint, close: on every path."""
+        await self._stack.aclose()
+
+    async def _stop_loop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._subscription.__aexit__(t, e, tb)
+
+    async def _finish(self) -> None:
+        await self._flush_windows()
+        await self._checkpoint()
+
+    async def _close_connection(self) -> None:
         if self._conn is not None:
-            await self._flush_windows()
-            await self._checkpoint()
             await self._conn.close()
+
+    async def _in_worker(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the kernels' thread: the event loop never runs a kernel, and one
+        thread means the detectors' state is never touched by two at once."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn)
+
+    def _warm_up(self) -> None:
+        """Run every kernel once on throwaway state, so the first batch waits for no JIT."""
+        values = ValueColumns(
+            np.array([time.time_ns() // 1000], dtype=np.int64),
+            np.array([1], dtype=np.int32),
+            np.array([1], dtype=np.int16),
+            np.array([1.0]),
+            np.array([0], dtype=np.int32),
+            np.array([0], dtype=np.int32),
+        )
+        gateway = np.array([1], dtype=np.int32)
+        aggregator = Aggregator(widths_s=self._aggregator.widths_s)
+        aggregator.prepare(values, gateway, int(values.time_us[0]))
+        aggregator.flush()
+        if self._detection is not None:
+            detection = Detection(timezone=self._timezone)
+            detection.observe(values, gateway=gateway)
+            detection.silence(int(values.time_us[0]))
 
     async def _flush_windows(self) -> None:
         """Write the windows still open, so a clean stop leaves no aggregate behind."""
         if self._conn is None or self._conn.closed:
             return
-        prepared = self._aggregator.flush()
+        prepared = await self._in_worker(self._aggregator.flush)
         try:
             async with transaction(self._conn):
                 await self._aggregator.write(self._conn, prepared)
@@ -136,7 +184,8 @@ class Ingester:
                 await asyncio.shield(commit)
             except asyncio.CancelledError:
                 # Stopping: finish the batch in hand (commit, then ack) if the database
-                # lets us soon; otherwise leave it unacknowledged for the broker to resend.
+                # lets us soon; otherwise abandon it unacknowledged for the broker to
+                # resend (wait_for cancels it: nothing of it runs on behind our back).
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(commit, self._shutdown_grace_s)
                 raise
@@ -234,7 +283,13 @@ class Ingester:
                 assert result.stored is not None
                 stored = result.stored
                 gateway = columns.messages.gateway[stored.message]
-                prepared = aggregator.prepare(stored, gateway, time.time_ns() // 1000)
+                prepare = functools.partial(aggregator.prepare, stored, gateway, now_us)
+                running = asyncio.ensure_future(self._in_worker(prepare))
+                try:
+                    prepared = await asyncio.shield(running)
+                except asyncio.CancelledError:
+                    prepared = await running  # it changed the windows: keep it to undo
+                    raise
                 await aggregator.write(conn, prepared)
         except BaseException:
             if prepared is not None:
@@ -261,8 +316,7 @@ class Ingester:
             out_of_range=columns.out_of_range,
             received=columns.messages.received_at_us[stored.message],
         )
-        # Large batches take tens of ms in the kernels (which release the GIL): off the loop.
-        changes = await asyncio.to_thread(observe) if len(stored) > _INLINE else observe()
+        changes = await self._in_worker(observe)
         await self._write_episodes(conn, changes)
 
     async def _write_episodes(
@@ -283,7 +337,8 @@ class Ingester:
         now = time.monotonic()
         if now >= self._due["silence"]:
             self._due["silence"] = now + self._every["silence"]
-            changes = self._detection.silence(time.time_ns() // 1000)
+            silence = functools.partial(self._detection.silence, time.time_ns() // 1000)
+            changes = await self._in_worker(silence)
             await self._write_episodes(self._conn, changes)
         if now >= self._due["checkpoint"]:
             self._due["checkpoint"] = now + self._every["checkpoint"]
@@ -292,9 +347,9 @@ class Ingester:
     async def _checkpoint(self) -> None:
         if self._detection is None or self._conn is None or self._conn.closed:
             return
-        # compressing megabytes of state takes a while: off the loop (nothing else
-        # touches the detectors meanwhile: the ingest loop is waiting for this)
-        blob = await asyncio.to_thread(pack, self._detection.state())
+        # on the kernels' thread, after any detection still running there
+        detection = self._detection
+        blob = await self._in_worker(lambda: pack(detection.state()))
         try:
             await save_checkpoint(self._conn, self._checkpoint_name, blob)
         except StorageError as exc:

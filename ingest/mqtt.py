@@ -95,6 +95,7 @@ class Subscription:
         topics: list[str],
         session_expiry_s: int = 7 * 86_400,
         receive_maximum: int = 20_000,
+        max_held_bytes: int = 256 << 20,
         wake_at: int = 1_000,
         connect_timeout_s: float = 30.0,
     ) -> None:
@@ -103,6 +104,12 @@ class Subscription:
         self._wake_at = wake_at
         self._connect_timeout_s = connect_timeout_s
         self._inbox: list[Delivery] = []
+        self._max_held_bytes = max_held_bytes
+        self.held_bytes = 0
+        """Payload bytes received and not yet acknowledged (or released)."""
+        self._paused = False
+        self.pauses = 0
+        """Times reading from the broker stopped because ``max_held_bytes`` were held."""
         self._wake = asyncio.Event()
         self._generation = 0
         self.reconnects = 0
@@ -174,10 +181,44 @@ class Subscription:
 
     async def wait(self, max_wait_s: float) -> None:
         """Return when ``wake_at`` messages wait, or after ``max_wait_s`` seconds."""
+        self._keep_alive_while_paused()
         if len(self._inbox) >= self._wake_at:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), max_wait_s)
+
+    def _pause(self, pause: bool) -> None:
+        """Stop (or resume) reading from the broker's socket: memory is bounded in bytes,
+        not only by the broker's count of unacknowledged messages."""
+        connection = self._client._connection
+        transport = getattr(connection, "_transport", None)
+        if transport is None:
+            return
+        if pause:
+            transport.pause_reading()
+            self.pauses += 1
+            log.warning(
+                "holding %d bytes (limit %d): reading from the broker paused until commits"
+                " free room",
+                self.held_bytes,
+                self._max_held_bytes,
+            )
+        else:
+            transport.resume_reading()
+        self._paused = pause
+
+    def _keep_alive_while_paused(self) -> None:
+        # gmqtt closes a connection it has read nothing from for two keepalives; while we
+        # hold the socket paused on purpose, the broker's pings wait in it unread
+        connection = self._client._connection
+        if self._paused and connection is not None and hasattr(connection, "_last_data_in"):
+            connection._last_data_in = time.monotonic()
+
+    def release(self, deliveries: list[Delivery]) -> None:
+        """Forget deliveries that were handled (acked or not): their bytes free room."""
+        self.held_bytes -= sum(len(d.payload) for d in deliveries)
+        if self._paused and self.held_bytes <= self._max_held_bytes * 3 // 4:
+            self._pause(False)
 
     def ack(self, deliveries: list[Delivery]) -> int:
         """Acknowledge committed deliveries, in order; returns how many acks were sent.
@@ -185,6 +226,7 @@ class Subscription:
         A delivery from before a reconnect is not acked: the broker re-sends it on the
         new connection, and the ingester recognises the copy by its message identity.
         """
+        self.release(deliveries)
         generation = self._generation
         mids = [d.mid for d in deliveries if d.qos and d.generation == generation]
         connection = self._client._connection
@@ -206,6 +248,9 @@ class Subscription:
         inbox = self._inbox
         now_us = time.time_ns() // 1000
         inbox.append(Delivery(topic, payload, now_us, mid, qos, self._generation, retain))
+        self.held_bytes += len(payload)
+        if self.held_bytes > self._max_held_bytes and not self._paused:
+            self._pause(True)
         if len(inbox) == self._wake_at:
             self._wake.set()
 
@@ -218,6 +263,7 @@ class Subscription:
 
     def _on_connect(self, client: Any, flags: Any, result: Any, properties: Any) -> None:
         self._generation += 1
+        self._paused = False  # a new socket reads until we pause it
         if self._generation > 1:
             self.reconnects += 1
             if not flags:  # session present = 0: the broker kept nothing for us
