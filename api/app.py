@@ -12,7 +12,17 @@ from psycopg_pool import AsyncConnectionPool
 
 from api import problems
 from api.deps import Limits
-from api.routes import anomalies, apikeys, devices, exports, gateways, health, series, service
+from api.routes import (
+    anomalies,
+    apikeys,
+    catalog,
+    devices,
+    exports,
+    gateways,
+    health,
+    series,
+    service,
+)
 
 DESCRIPTION = """Read citytel: devices, series, anomalies, gateways, service metrics and
 open-data exports. Every route but `/healthz`, `/readyz` and `/problems/*` needs an API
@@ -53,7 +63,8 @@ def create_app(
     app.state.limits = limits
     app.state.broker = broker
     problems.install(app)
-    for module in (health, devices, series, anomalies, gateways, exports, service, apikeys):
+    routers = (health, devices, series, anomalies, gateways, exports, service, apikeys, catalog)
+    for module in routers:
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:
