@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     api_statement_timeout_ms: int = 5_000
     """Statement timeout on the API's database connections."""
     api_pool_timeout_s: float = 5.0
+    open_data_k: int = 5
+    """Open data withholds counts below k of kinds that count people (docs/api.md)."""
+    open_data_license: str = "https://creativecommons.org/licenses/by/4.0/"
+    """The licence (a URI) every open-data answer names."""
+    open_data_publisher: str = "citytel"
 
     client_id: str = "citytel-ingest"
     share_group: str | None = None
@@ -48,7 +53,8 @@ class Settings(BaseSettings):
     receive_maximum: int = 20_000
     session_expiry_s: int = 7 * 86_400
     timezone: str = "UTC"
-    """The city's time zone (IANA name): the hours of the detectors' daily baselines."""
+    """The city's time zone (IANA name): the hours of the detectors' daily baselines, the
+    API's default ``tz`` and the local days of open data."""
 
     max_payload_bytes: int = 1 << 20
     max_readings_per_message: int = 10_000
