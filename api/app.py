@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -25,6 +26,7 @@ from api.routes import (
     service,
 )
 from api.routes.open_data import OpenDataPolicy
+from citytel.errors import ConfigurationError
 
 DESCRIPTION = """Read citytel: devices, series, anomalies, gateways, service metrics and
 open-data exports. Every route but `/healthz`, `/readyz`, `/problems/*` and the open data
@@ -47,6 +49,10 @@ def create_app(
     is the default ``tz`` of series and the zone of open data's local days.
     """
     limits = limits or Limits()
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(f"CITYTEL_TIMEZONE: unknown time zone {timezone!r}") from exc
     options = f"-c statement_timeout={limits.statement_timeout_ms} -c TimeZone=UTC"
 
     @asynccontextmanager

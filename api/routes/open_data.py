@@ -13,7 +13,7 @@ import csv
 import io
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -98,7 +98,7 @@ def _dataset(
         "dct:license": policy.license,
         "dct:publisher": {"@type": "foaf:Agent", "foaf:name": policy.publisher},
         "dcat:keyword": [kind.id, kind.fiware, m.fiware],
-        "dct:conformsTo": m.fiware,
+        "citytel:fiware": m.fiware,
         "dcat:temporalResolution": _ISO[PEOPLE_BUCKET] if people else _ISO["15m"],
         "dcat:spatialResolutionInMeters": round(kind.grid_deg * _M_PER_DEG),
         "citytel:unit": m.unit,
@@ -124,7 +124,7 @@ _CONTEXT = {
     "dcat": "http://www.w3.org/ns/dcat#",
     "dct": "http://purl.org/dc/terms/",
     "foaf": "http://xmlns.com/foaf/0.1/",
-    "citytel": "https://github.com/citytel/citytel/blob/main/docs/api.md#open-data",
+    "citytel": "urn:citytel:",  # our own terms, described in docs/api.md
 }
 
 
@@ -154,6 +154,15 @@ async def dataset(request: Request, conn: Conn, metric: MetricPath) -> JSONRespo
     catalog, m = await _public(conn, metric)
     body = {"@context": _CONTEXT} | _dataset(request, _policy(request), catalog, m)
     return JSONResponse(body, media_type=LD_JSON)
+
+
+def previous_bucket(first: datetime, bucket: str) -> datetime:
+    """The start of the bucket before the one starting at ``first``."""
+    width = _WIDTH[bucket]
+    if width is None:
+        day = first.date() - timedelta(days=1)
+        return datetime.combine(day, datetime.min.time(), first.tzinfo)
+    return first - timedelta(seconds=width)
 
 
 def whole_buckets(
@@ -203,13 +212,17 @@ async def _answer(
         raise ProblemError(TOO_MANY_POINTS, f"{n} buckets; at most {MAX_BUCKETS} per request:"
                            " shorten the time range or use a wider bucket",
                            points=n, max_points=MAX_BUCKETS)  # fmt: skip
+    since = previous_bucket(first, bucket)
     req = OpenSeriesRequest(
-        m.id, m.kind, kind.grid_deg, first, last, _WIDTH[bucket], policy.timezone
+        m.id, m.kind, kind.grid_deg, first, last, since, _WIDTH[bucket], policy.timezone
     )
     found = await open_series(conn, req) if n else []
     stat = statistic(catalog, m)
     zone = ZoneInfo(policy.timezone)
-    return _Answer(catalog, m, stat, [_row(c, stat, policy.k, zone) for c in found])
+    rows = [_row(c, stat, policy.k, zone) for c in found]
+    if stat == "increase":  # a cell whose devices have no earlier value has no increase
+        rows = [r for r in rows if r[4] is not None]
+    return _Answer(catalog, m, stat, rows)
 
 
 def _row(c: Cell, stat: str, k: int, zone: ZoneInfo) -> tuple[str, float, float, int, float | None]:

@@ -3,10 +3,11 @@
 A device's coordinates are rounded to its kind's grid (``grid_deg`` in the catalog);
 devices in the same cell are merged, and no device id leaves. Per cell and bucket the
 query gives the devices that reported, the values counted, their mean, their total and,
-for cumulative counters, the summed increase of each device over the bucket (its last
-value minus its first; a device whose counter went back, a reset, is left out of that
-bucket). Which of these leaves, and the suppression of small counts, is the API's
-policy (``api.routes.open_data``); this module only aggregates.
+for cumulative counters, the summed increase of the devices: a device's last value in the
+bucket minus its last value in the bucket before (none there: no increase; a counter
+that went back, a reset, is left out of that bucket). Which of these leaves, and the
+suppression of small counts, is the API's policy (``api.routes.open_data``); this module
+only aggregates.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class OpenSeriesRequest:
     start: datetime
     end: datetime
     """Both on bucket boundaries: only whole buckets are aggregated."""
+    since: datetime
+    """The start of the bucket before ``start``: a counter's increase in the first bucket
+    is from the device's last value there."""
     width_s: int | None
     """Bucket width; None: local days in ``tz``."""
     tz: str
@@ -51,16 +55,20 @@ WITH v AS (
            (round((d.latitude / %(g)s)::numeric) * %(g)s::numeric)::float8 AS lat,
            (round((d.longitude / %(g)s)::numeric) * %(g)s::numeric)::float8 AS lon
     FROM readings r JOIN devices d ON d.id = r.device
-    WHERE r.metric = %(metric)s AND r.time >= %(start)s AND r.time < %(end)s
+    WHERE r.metric = %(metric)s AND r.time >= %(since)s AND r.time < %(end)s
       AND d.kind = %(kind)s AND d.latitude IS NOT NULL AND d.longitude IS NOT NULL
 ), per_device AS (
     SELECT bucket, lat, lon, device, count(*) AS n, sum(value) AS s,
-           (array_agg(value ORDER BY time DESC))[1] - (array_agg(value ORDER BY time))[1] AS up
+           (array_agg(value ORDER BY time DESC))[1] AS last
     FROM v GROUP BY bucket, lat, lon, device
+), stepped AS (
+    SELECT *, last - lag(last) OVER (PARTITION BY device ORDER BY bucket) AS up
+    FROM per_device
 )
 SELECT bucket, lat, lon, count(*)::int, sum(n)::int, sum(s) / sum(n), sum(s),
        sum(up) FILTER (WHERE up >= 0)
-FROM per_device GROUP BY bucket, lat, lon ORDER BY bucket, lat, lon
+FROM stepped WHERE bucket >= %(start)s
+GROUP BY bucket, lat, lon ORDER BY bucket, lat, lon
 """
 _SUB_DAY = "date_bin(make_interval(secs => %(width)s), r.time, '1970-01-01 00:00:00+00')"
 _DAY = "date_trunc('day', r.time, %(tz)s)"
@@ -71,7 +79,7 @@ async def open_series(conn: psycopg.AsyncConnection[Any], req: OpenSeriesRequest
     sql = _SERIES.format(bucket=_DAY if req.width_s is None else _SUB_DAY)
     params = {
         "metric": req.metric, "kind": req.kind, "g": req.grid_deg, "start": req.start,
-        "end": req.end, "width": req.width_s, "tz": req.tz,
+        "since": req.since, "end": req.end, "width": req.width_s, "tz": req.tz,
     }  # fmt: skip
     async with conn.cursor() as cur:
         await cur.execute(sql.encode(), params)

@@ -33,7 +33,9 @@ async def open_client(url: str, **app: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def _load(url: str, devices: list[tuple[str, str, float, float]], values: list[tuple]) -> None:
+def _load(
+    url: str, devices: list[tuple[str, str, float, float]], values: list[tuple[Any, ...]]
+) -> None:
     """Devices (id, kind, lat, lon) and values (device id, metric, time, value)."""
     with psycopg.connect(url, autocommit=True) as conn:
         for device_id, kind, lat, lon in devices:
@@ -196,18 +198,36 @@ async def test_people_counts_below_k_are_withheld_and_hourly_only(database_url: 
 
 
 async def test_counters_publish_increases_and_skip_a_reset(database_url: str) -> None:
+    def energy(device: str, *values: tuple[int, float]) -> list[tuple[Any, ...]]:
+        return [(device, "energy_wh", T0 + timedelta(minutes=m), v) for m, v in values]
+
     _load(
         database_url,
         [("sl-a", "streetlight", 41.9, -87.6), ("sl-b", "streetlight", 41.9, -87.6)],
-        [
-            ("sl-a", "energy_wh", T0 + timedelta(minutes=m), v)
-            for m, v in ((0, 1000.0), (50, 1060.0))
-        ]
-        + [("sl-b", "energy_wh", T0 + timedelta(minutes=m), v) for m, v in ((0, 500.0), (50, 3.0))],
+        # a reading every quarter hour from 11:45; sl-b's counter resets at 12:30
+        energy("sl-a", (-15, 1000.0), (0, 1010.0), (15, 1020.0), (30, 1035.0), (45, 1060.0))
+        + energy("sl-b", (-15, 500.0), (0, 505.0), (15, 510.0), (30, 2.0), (45, 4.0)),
     )
     async with open_client(database_url) as client:
-        rows = _csv((await client.get("/open/v1/series/energy_wh.csv", params=HOUR)).text)
-        assert [(x["devices"], x["increase"]) for x in rows] == [("2", "60.0")]
+        hour = _csv((await client.get("/open/v1/series/energy_wh.csv", params=HOUR)).text)
+        # from each device's 11:45 value, sl-b's reset leaving it out of the hour
+        assert [(x["time"], x["devices"], x["increase"]) for x in hour] == [
+            ("2026-03-02T12:00:00+00:00", "2", "60.0")
+        ]
+        quarters = _csv(
+            (
+                await client.get("/open/v1/series/energy_wh.csv", params=HOUR | {"bucket": "15m"})
+            ).text
+        )
+        assert [(x["time"][11:16], x["increase"]) for x in quarters] == [
+            ("12:00", str(10.0 + 5.0)),
+            ("12:15", str(10.0 + 5.0)),
+            ("12:30", "15.0"),  # sl-b went back: only sl-a
+            ("12:45", str(25.0 + 2.0)),
+        ]
+        first = {"from": "2026-03-02T11:30:00Z", "to": "2026-03-02T12:00:00Z", "bucket": "15m"}
+        early = _csv((await client.get("/open/v1/series/energy_wh.csv", params=first)).text)
+        assert early == []  # 11:45 has no earlier value, 11:30 no value: no increase known
 
 
 async def test_local_days_are_in_the_configured_time_zone(database_url: str) -> None:

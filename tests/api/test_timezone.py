@@ -49,3 +49,11 @@ def test_the_service_wires_the_setting_into_the_api() -> None:
     state = server.config.app.state
     assert state.timezone == "Asia/Tokyo"
     assert (state.open_data.timezone, state.open_data.k) == ("Asia/Tokyo", 9)
+
+
+def test_an_unknown_zone_is_refused_at_start() -> None:
+    from api.app import create_app
+    from citytel.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="unknown time zone 'Mars/Olympus'"):
+        create_app(database_url="postgresql://unused", timezone="Mars/Olympus")
