@@ -51,12 +51,17 @@ class Cell:
 
 _SERIES = """
 WITH v AS (
+    -- per device of the kind, its values of the metric: index range scans on
+    -- readings (device, metric, time), never a pass over every metric's values
     SELECT d.id AS device, r.time, r.value, {bucket} AS bucket,
            (round((d.latitude / %(g)s)::numeric) * %(g)s::numeric)::float8 AS lat,
            (round((d.longitude / %(g)s)::numeric) * %(g)s::numeric)::float8 AS lon
-    FROM readings r JOIN devices d ON d.id = r.device
-    WHERE r.metric = %(metric)s AND r.time >= %(since)s AND r.time < %(end)s
-      AND d.kind = %(kind)s AND d.latitude IS NOT NULL AND d.longitude IS NOT NULL
+    FROM devices d
+    CROSS JOIN LATERAL (
+        SELECT time, value FROM readings
+        WHERE device = d.id AND metric = %(metric)s AND time >= %(since)s AND time < %(end)s
+    ) r
+    WHERE d.kind = %(kind)s AND d.latitude IS NOT NULL AND d.longitude IS NOT NULL
 ), per_device AS (
     SELECT bucket, lat, lon, device, count(*) AS n, sum(value) AS s,
            (array_agg(value ORDER BY time DESC))[1] AS last
