@@ -6,7 +6,8 @@ what does not touch stored data (descriptions, ranges, flags); it is refused, wi
 reason, when it would change what stored values mean (docs/devices.md):
 
 - a metric id of the version in force is missing, or changes name, kind, unit or unit code;
-- a new metric id takes a name that another id had in any version;
+- a new metric id takes a name that another id had in any version, or an id comes back
+  with another name than it had;
 - a kind that registered devices have is removed.
 
 For the ingester: ``catalog_version(conn)`` is one index lookup, cheap to poll;
@@ -102,11 +103,19 @@ def refusals(
                     " an id never changes meaning; add a metric with a new id instead"
                 )
     ever = (names_ever or {}) | {m.name: m.id for m in old.metrics}
+    ids_ever = {i: name for name, i in ever.items()}
     for n in new.metrics:
-        if n.id not in old_ids and ever.get(n.name, n.id) != n.id:
+        if n.id in old_ids:
+            continue
+        if ever.get(n.name, n.id) != n.id:
             reasons.append(
                 f"metric {n.id} takes the name {n.name!r} of metric {ever[n.name]}:"
                 " metric names are never reused"
+            )
+        elif ids_ever.get(n.id, n.name) != n.name:
+            reasons.append(
+                f"metric {n.id} was {ids_ever[n.id]!r} in an earlier version:"
+                " metric ids are never reused"
             )
     gone = {k.id for k in old.kinds} - {k.id for k in new.kinds}
     for kind in sorted(gone & set(kinds_in_use)):

@@ -74,6 +74,13 @@ def test_a_name_is_never_reused_by_another_id() -> None:
     assert catalog.refusals(OLD, new, names_ever={"passengers": 100}) == []
 
 
+def test_an_id_of_an_earlier_version_is_never_reused() -> None:
+    new = _plus([FERRY], [_metric(100, "passengers")])
+    assert catalog.refusals(OLD, new, names_ever={"boats": 100}) == [
+        "metric 100 was 'boats' in an earlier version: metric ids are never reused"
+    ]
+
+
 def test_a_kind_in_use_is_not_removed_and_an_unused_one_is() -> None:
     with_ferry = _plus([FERRY], [])
     assert catalog.refusals(with_ferry, OLD, kinds_in_use={"streetlight"}) == []
