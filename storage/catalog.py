@@ -161,17 +161,28 @@ async def load_catalog(conn: psycopg.AsyncConnection[Any]) -> Catalog:
     return stored.catalog() if stored else Catalog(shipped_document())
 
 
-async def current(conn: psycopg.AsyncConnection[Any]) -> StoredVersion | None:
-    """The version in force, or None before any is stored."""
+async def current(
+    conn: psycopg.AsyncConnection[Any], *, version: int | None = None
+) -> StoredVersion | None:
+    """The version in force (or the given one), or None when there is no such version."""
     cur = await conn.execute(
         "SELECT version, document, applied_at, source FROM catalog_versions"
-        " ORDER BY version DESC LIMIT 1"
+        " WHERE %(v)s::int IS NULL OR version = %(v)s ORDER BY version DESC LIMIT 1",
+        {"v": version},
     )
     row = await cur.fetchone()
     if row is None:
         return None
     version, document, applied_at, source = _values(row)
     return StoredVersion(version, from_json(document), applied_at, source)
+
+
+async def history(conn: psycopg.AsyncConnection[Any]) -> list[tuple[int, datetime, str, str]]:
+    """Every stored version, newest first: (version, applied_at, source, digest)."""
+    cur = await conn.execute(
+        "SELECT version, applied_at, source, digest FROM catalog_versions ORDER BY version DESC"
+    )
+    return [(int(v), t, str(s), str(d)) for v, t, s, d in map(_values, await cur.fetchall())]
 
 
 def _values(row: Any) -> tuple[Any, ...]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api.deps import Conn, get_role, require_admin
@@ -29,10 +30,29 @@ class AppliedCatalog(BaseModel):
     changes: list[str] = Field(description="Kinds and metrics added (+) or changed (~)")
 
 
+class CatalogVersionInfo(BaseModel):
+    version: int
+    applied_at: datetime
+    source: str
+    digest: str = Field(description="SHA-256 of the document's content")
+
+
+class CatalogHistory(BaseModel):
+    items: list[CatalogVersionInfo] = Field(description="Every version, newest first")
+
+
+VersionQ = Annotated[
+    int | None, Query(ge=1, le=2**31 - 1, description="An earlier version; omit: in force")
+]
+
+
 @router.get("", dependencies=[Depends(get_role)], responses=response(NOT_FOUND))
-async def get_catalog(conn: Conn) -> CatalogVersion:
-    """The catalog in force: every kind and metric, as the document that defines them."""
-    stored = await catalog.current(conn)
+async def get_catalog(conn: Conn, version: VersionQ = None) -> CatalogVersion:
+    """The catalog in force (or an earlier ``version``): every kind and metric, as the
+    document that defines them."""
+    stored = await catalog.current(conn, version=version)
+    if stored is None and version is not None:
+        raise ProblemError(NOT_FOUND, f"no catalog version {version}")
     if stored is None:  # `db upgrade` stores version 1: this database is not migrated
         raise ProblemError(NOT_FOUND, "no catalog version stored: run `citytel db upgrade`")
     return CatalogVersion(
@@ -40,6 +60,17 @@ async def get_catalog(conn: Conn) -> CatalogVersion:
         applied_at=stored.applied_at,
         source=stored.source,
         document=stored.document,
+    )
+
+
+@router.get("/versions", dependencies=[Depends(get_role)])
+async def get_history(conn: Conn) -> CatalogHistory:
+    """Every catalog version stored, newest first."""
+    rows = await catalog.history(conn)
+    return CatalogHistory(
+        items=[
+            CatalogVersionInfo(version=v, applied_at=t, source=s, digest=d) for v, t, s, d in rows
+        ]
     )
 
 

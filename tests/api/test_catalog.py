@@ -44,6 +44,14 @@ async def test_readers_read_the_catalog_and_only_admins_change_it(database_url: 
         now = (await client.get("/v1/catalog")).json()
         assert now["version"] == 2 and now["source"] == "api"
         assert now["document"]["metrics"][-1]["name"] == "passengers"
+        first = (await client.get("/v1/catalog", params={"version": 1})).json()
+        assert first["version"] == 1 and first["document"] == shipped_document().model_dump(
+            mode="json"
+        )
+        assert (await client.get("/v1/catalog", params={"version": 3})).status_code == 404
+        history = (await client.get("/v1/catalog/versions")).json()["items"]
+        assert [(v["version"], v["source"]) for v in history] == [(2, "api"), (1, "shipped")]
+        assert history[0]["digest"] != history[1]["digest"]
 
 
 async def test_a_breaking_version_is_a_409_problem_with_every_reason(database_url: str) -> None:
