@@ -192,3 +192,25 @@ async def test_a_name_of_an_earlier_version_stays_taken(
     )
     with pytest.raises(catalog.CatalogRefused, match="takes the name 'passengers' of metric 100"):
         await catalog.apply(conn, _plus([FERRY], [_metric(101, "passengers")]), source="cli")
+
+
+async def test_db_upgrade_brings_a_newer_shipped_catalog_in(
+    conn: psycopg.AsyncConnection[Any],
+) -> None:
+    # as if version 1 came from an older citytel, without the bike counter
+    data = shipped_document().model_dump(mode="json")
+    data["kinds"] = [k for k in data["kinds"] if k["id"] != "bike_counter"]
+    data["metrics"] = [m for m in data["metrics"] if m["kind"] != "bike_counter"]
+    older = from_json(data)
+    await conn.execute(
+        "UPDATE catalog_versions SET document = %s::jsonb, digest = %s WHERE version = 1",
+        (older.model_dump_json(), catalog.digest(older)),
+    )
+    await conn.execute("DELETE FROM metrics WHERE kind = 'bike_counter'")
+    await upgrade(conn)
+    stored = await catalog.current(conn)
+    assert stored is not None and (stored.version, stored.source) == (2, "shipped")
+    assert stored.document == shipped_document()
+    assert await _rows(conn, "SELECT kind FROM metrics WHERE name = 'bicycles'") == [
+        ("bike_counter",)
+    ]
