@@ -64,10 +64,11 @@ def _policy(request: Request) -> OpenDataPolicy:
 
 
 def statistic(catalog: Catalog, m: Metric) -> str:
-    """What a cell's value is: ``total`` (people counts), ``increase`` (counters) or ``mean``."""
-    if catalog.kind_specs[m.kind].counts_people:
-        return "total"
-    return "increase" if m.counter else "mean"
+    """What a cell's value is: ``increase`` (counters), ``total`` (other counts of people)
+    or ``mean``."""
+    if m.counter:
+        return "increase"
+    return "total" if catalog.kind_specs[m.kind].counts_people else "mean"
 
 
 async def _public(conn: Any, name: str) -> tuple[Catalog, Metric]:
@@ -187,13 +188,16 @@ def whole_buckets(
     )
 
 
+_Row = tuple[str, float, float, int, float | None, bool]
+"""(time, latitude, longitude, devices, value, withheld)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Answer:
     catalog: Catalog
     metric: Metric
     stat: str
-    cells: list[tuple[str, float, float, int, float | None]]
-    """(time, latitude, longitude, devices, value); value None: withheld below k."""
+    cells: list[_Row]
 
 
 async def _answer(
@@ -219,17 +223,17 @@ async def _answer(
     found = await open_series(conn, req) if n else []
     stat = statistic(catalog, m)
     zone = ZoneInfo(policy.timezone)
-    rows = [_row(c, stat, policy.k, zone) for c in found]
-    if stat == "increase":  # a cell whose devices have no earlier value has no increase
-        rows = [r for r in rows if r[4] is not None]
-    return _Answer(catalog, m, stat, rows)
+    k = policy.k if kind.counts_people else None
+    rows = [_row(c, stat, k, zone) for c in found]
+    # a cell whose devices have no earlier value has no increase: left out
+    return _Answer(catalog, m, stat, [r for r in rows if r[4] is not None or r[5]])
 
 
-def _row(c: Cell, stat: str, k: int, zone: ZoneInfo) -> tuple[str, float, float, int, float | None]:
+def _row(c: Cell, stat: str, k: int | None, zone: ZoneInfo) -> _Row:
     value = {"mean": c.mean, "total": c.total, "increase": c.increase}[stat]
-    if stat == "total" and c.total < k:
-        value = None
-    return c.time.astimezone(zone).isoformat(), c.latitude, c.longitude, c.devices, value
+    withheld = k is not None and value is not None and value < k
+    shown = None if withheld else value
+    return c.time.astimezone(zone).isoformat(), c.latitude, c.longitude, c.devices, shown, withheld
 
 
 def _links(request: Request, metric: str) -> dict[str, str]:
@@ -255,8 +259,8 @@ async def series_csv(
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["time", "latitude", "longitude", "devices", a.stat, "withheld"])
-    for t, lat, lon, devices, value in a.cells:
-        writer.writerow([t, lat, lon, devices, "" if value is None else value, value is None])
+    for t, lat, lon, devices, value, withheld in a.cells:
+        writer.writerow([t, lat, lon, devices, "" if value is None else value, withheld])
     headers = _links(request, metric) | {
         "Content-Disposition": f'attachment; filename="{metric}.csv"'
     }
@@ -276,8 +280,8 @@ async def series_geojson(
     a = await _answer(request, conn, metric, start, end, bucket)
     features = [
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
-         "properties": {"time": t, "devices": devices, a.stat: value, "withheld": value is None}}
-        for t, lat, lon, devices, value in a.cells
+         "properties": {"time": t, "devices": devices, a.stat: value, "withheld": withheld}}
+        for t, lat, lon, devices, value, withheld in a.cells
     ]  # fmt: skip
     body = {
         "type": "FeatureCollection",

@@ -270,3 +270,43 @@ async def test_a_metric_made_public_by_a_new_catalog_version_is_published(
     async with open_client(database_url) as client:
         rows = _csv((await client.get("/open/v1/series/voltage_v.csv", params=HOUR)).text)
         assert [x["mean"] for x in rows] == ["120.0"]
+
+
+async def test_a_cumulative_people_count_publishes_increases_withheld_below_k(
+    database_url: str,
+) -> None:
+    from devices.catalog_model import from_json
+    from storage import catalog
+    from storage.database import connect
+
+    data = DEFAULT.document.model_dump(mode="json")
+    data["kinds"].append(
+        {"id": "turnstile", "description": "a gate", "fiware": "Device", "grid_deg": 0.01,
+         "counts_people": True}
+    )  # fmt: skip
+    data["metrics"].append(
+        {"id": 100, "name": "entries_total", "kind": "turnstile", "unit": "1", "unit_code": "C62",
+         "low": 0, "high": 1e9, "fiware": "Device.value", "description": "people since install",
+         "counter": True, "public": True}
+    )  # fmt: skip
+    conn = await connect(database_url, autocommit=True)
+    try:
+        await catalog.apply(conn, from_json(data), source="cli")
+        await conn.execute(
+            "INSERT INTO devices (device_id, kind, latitude, longitude) VALUES"
+            " ('gate-1', 'turnstile', 41.9, -87.6)"
+        )
+        for minutes, total in ((-30, 100.0), (30, 103.0), (90, 110.0)):  # +3, then +7
+            await conn.execute(
+                "INSERT INTO readings SELECT %s, id, 100, %s FROM devices",
+                (T0 + timedelta(minutes=minutes), total),
+            )
+    finally:
+        await conn.close()
+    two_hours = {"from": "2026-03-02T12:00:00Z", "to": "2026-03-02T14:00:00Z"}
+    async with open_client(database_url) as client:
+        rows = _csv((await client.get("/open/v1/series/entries_total.csv", params=two_hours)).text)
+        assert [(x["time"][11:16], x["increase"], x["withheld"]) for x in rows] == [
+            ("12:00", "", "True"),
+            ("13:00", "7.0", "False"),
+        ]
