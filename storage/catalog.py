@@ -11,7 +11,8 @@ reason, when it would change what stored values mean (docs/devices.md):
 - a kind that registered devices have is removed.
 
 For the ingester: ``catalog_version(conn)`` is one index lookup, cheap to poll;
-``load_catalog(conn)`` reads the version in force as a ``devices.catalog.Catalog``. Every
+``load_catalog(conn)`` reads the version in force as a ``devices.catalog.Catalog``;
+``newer_catalog(conn, than=v)`` does both, returning a catalog only when it changed. Every
 applied version is also announced with ``NOTIFY citytel_catalog, '<version>'``.
 """
 
@@ -159,6 +160,15 @@ async def load_catalog(conn: psycopg.AsyncConnection[Any]) -> Catalog:
     """The catalog in force; the shipped one (version 0) when none is stored yet."""
     stored = await current(conn)
     return stored.catalog() if stored else Catalog(shipped_document())
+
+
+async def newer_catalog(conn: psycopg.AsyncConnection[Any], than: int) -> Catalog | None:
+    """The catalog in force if its version is above ``than``, else None (a poll: one index
+    lookup when nothing changed)."""
+    if await catalog_version(conn) <= than:
+        return None
+    stored = await current(conn)
+    return stored.catalog() if stored and stored.version > than else None
 
 
 async def current(

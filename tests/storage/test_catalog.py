@@ -146,6 +146,9 @@ async def test_apply_adds_a_version_keeps_metrics_in_step_and_notifies(
     again = await catalog.apply(conn, new, source="api")
     assert (again.version, again.created, again.changes) == (2, False, ())
     assert (await catalog.load_catalog(conn)).by_name["passengers"].id == 100
+    assert await catalog.newer_catalog(conn, than=2) is None
+    newer = await catalog.newer_catalog(conn, than=1)
+    assert newer is not None and newer.version == 2 and "passengers" in newer.by_name
     # a changed range reaches the metrics table the ingester reads
     await catalog.apply(conn, _plus([FERRY], [_metric(100, "passengers", high=9000)]), source="cli")
     assert await _rows(conn, "SELECT high FROM metrics WHERE id = 100") == [(9000.0,)]
