@@ -220,7 +220,12 @@ async def _answer(
     req = OpenSeriesRequest(
         m.id, m.kind, kind.grid_deg, first, last, since, _WIDTH[bucket], policy.timezone
     )
-    found = await open_series(conn, req) if n else []
+    limit: int = request.app.state.limits.max_points
+    found = await open_series(conn, req, limit=limit) if n else []
+    if found is None:
+        raise ProblemError(TOO_MANY_POINTS, f"more than {limit} cells x buckets: shorten the"
+                           " time range or use a wider bucket",
+                           points=limit + 1, max_points=limit)  # fmt: skip
     stat = statistic(catalog, m)
     zone = ZoneInfo(policy.timezone)
     k = policy.k if kind.counts_people else None

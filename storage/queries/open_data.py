@@ -73,22 +73,28 @@ WITH v AS (
 SELECT bucket, lat, lon, count(*)::int, sum(n)::int, sum(s) / sum(n), sum(s),
        sum(up) FILTER (WHERE up >= 0)
 FROM stepped WHERE bucket >= %(start)s
-GROUP BY bucket, lat, lon ORDER BY bucket, lat, lon
+GROUP BY bucket, lat, lon ORDER BY bucket, lat, lon LIMIT %(limit)s
 """
 _SUB_DAY = "date_bin(make_interval(secs => %(width)s), r.time, '1970-01-01 00:00:00+00')"
 _DAY = "date_trunc('day', r.time, %(tz)s)"
 
 
-async def open_series(conn: psycopg.AsyncConnection[Any], req: OpenSeriesRequest) -> list[Cell]:
-    """The cells of one public metric over ``[start, end)``, in time, then cell order."""
+async def open_series(
+    conn: psycopg.AsyncConnection[Any], req: OpenSeriesRequest, *, limit: int
+) -> list[Cell] | None:
+    """The cells of one public metric over ``[start, end)``, in time, then cell order;
+    None when there are more than ``limit``."""
     sql = _SERIES.format(bucket=_DAY if req.width_s is None else _SUB_DAY)
     params = {
         "metric": req.metric, "kind": req.kind, "g": req.grid_deg, "start": req.start,
         "since": req.since, "end": req.end, "width": req.width_s, "tz": req.tz,
+        "limit": limit + 1,
     }  # fmt: skip
     async with conn.cursor() as cur:
         await cur.execute(sql.encode(), params)
         rows = await cur.fetchall()
+    if len(rows) > limit:
+        return None
     return [Cell(*_tuple(row)) for row in rows]
 
 

@@ -13,6 +13,7 @@ import httpx
 import psycopg
 
 from api.app import create_app
+from api.deps import Limits
 from api.routes.open_data import OpenDataPolicy, whole_buckets
 from devices.catalog import BY_NAME, DEFAULT
 
@@ -123,6 +124,17 @@ async def test_cells_merge_devices_round_coordinates_and_name_no_device(
         assert collection["features"][0]["properties"]["devices"] == 2
         assert "env-" not in geo.text
         assert 'rel="license"' in r.headers["link"] and 'rel="describedby"' in r.headers["link"]
+        cells = (await client.get("/open/v1/devices.geojson")).json()["features"]
+        assert [f["properties"] for f in cells] == [
+            {"kind": "environment", "devices": 2},
+            {"kind": "environment", "devices": 1},
+        ]
+    async with open_client(database_url, limits=Limits(max_points=7)) as client:
+        r = await client.get("/open/v1/series/no2_ppb.csv", params=HOUR | {"bucket": "15m"})
+        assert r.status_code == 400 and r.json()["max_points"] == 7  # 8 cells x buckets
+    async with open_client(database_url, limits=Limits(max_points=8)) as client:
+        r = await client.get("/open/v1/series/no2_ppb.csv", params=HOUR | {"bucket": "15m"})
+        assert r.status_code == 200 and len(_csv(r.text)) == 8
         cells = (await client.get("/open/v1/devices.geojson")).json()["features"]
         assert [f["properties"] for f in cells] == [
             {"kind": "environment", "devices": 2},
