@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -12,12 +13,25 @@ from psycopg_pool import AsyncConnectionPool
 
 from api import problems
 from api.config import Limits
-from api.routes import anomalies, apikeys, devices, exports, gateways, health, series, service
+from api.routes import (
+    anomalies,
+    apikeys,
+    catalog,
+    devices,
+    exports,
+    gateways,
+    health,
+    open_data,
+    series,
+    service,
+)
+from api.routes.open_data import OpenDataPolicy
+from devices.errors import ConfigurationError
 
 DESCRIPTION = """Read citytel: devices, series, anomalies, gateways, service metrics and
-open-data exports. Every route but `/healthz`, `/readyz` and `/problems/*` needs an API
-key: `Authorization: Bearer <key>` (`citytel apikey create --role reader`). Times are
-RFC 3339 with an offset, in and out. Errors are RFC 9457 problems
+open-data exports. Every route but `/healthz`, `/readyz`, `/problems/*` and the open data
+under `/open/v1` needs an API key: `Authorization: Bearer <key>` (`citytel apikey create
+--role reader`). Times are RFC 3339 with an offset, in and out. Errors are RFC 9457 problems
 (`application/problem+json`) whose `type` is stable. See docs/api.md."""
 
 
@@ -26,12 +40,19 @@ def create_app(
     database_url: str,
     limits: Limits | None = None,
     broker: tuple[str, int] | None = None,
+    timezone: str = "UTC",
+    open_data_policy: OpenDataPolicy | None = None,
 ) -> FastAPI:
     """The application, with a connection pool opened and closed by its lifespan.
 
-    ``broker`` (host, port), when given, is checked by ``/readyz`` as well.
+    ``broker`` (host, port), when given, is checked by ``/readyz`` as well. ``timezone``
+    is the default ``tz`` of series and the zone of open data's local days.
     """
     limits = limits or Limits()
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigurationError(f"CITYTEL_TIMEZONE: unknown time zone {timezone!r}") from exc
     options = f"-c statement_timeout={limits.statement_timeout_ms} -c TimeZone=UTC"
 
     @asynccontextmanager
@@ -52,8 +73,11 @@ def create_app(
     app = FastAPI(title="citytel", version="1.0.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.limits = limits
     app.state.broker = broker
+    app.state.timezone = timezone
+    app.state.open_data = open_data_policy or OpenDataPolicy(timezone=timezone)
     problems.install(app)
-    for module in (health, devices, series, anomalies, gateways, exports, service, apikeys):
+    routers = (health, devices, series, anomalies, gateways, exports, service, apikeys, catalog)
+    for module in (*routers, open_data):
         app.include_router(module.router)
 
     def openapi() -> dict[str, Any]:

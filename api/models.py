@@ -15,7 +15,14 @@ from pydantic import (
     Field,
 )
 
-Kind = Literal["streetlight", "environment", "traffic"]
+Kind = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9_]{0,62}$",
+        description="A kind of the catalog in force (`GET /v1/catalog`)",
+        examples=["streetlight"],
+    ),
+]
 GatewayStatus = Literal["online", "offline", "unknown"]
 Severity = Literal["low", "medium", "high"]
 Bucket = Literal["1m", "5m", "15m", "1h", "1d"]

@@ -66,6 +66,11 @@ TIMEOUT = ProblemType(
     "timeout", 504, "Query timed out",
     "The query ran past the statement timeout: narrow the request (time range, series).",
 )  # fmt: skip
+CATALOG_REFUSED = ProblemType(
+    "catalog-refused", 409, "Catalog version refused",
+    "The catalog would change what stored values mean (a metric id removed, renamed,"
+    " re-kinded or given another unit, a name reused, a kind in use removed); see `reasons`.",
+)  # fmt: skip
 INTERNAL = ProblemType("internal", 500, "Internal error", "A bug: the server log has details.")
 HTTP_ERROR = ProblemType("http-error", 400, "HTTP error", "The HTTP request itself was refused.")
 
@@ -80,6 +85,7 @@ TYPES = {
         TOO_MANY_POINTS,
         UNAVAILABLE,
         TIMEOUT,
+        CATALOG_REFUSED,
         INTERNAL,
         HTTP_ERROR,
     )

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     api_statement_timeout_ms: int = _A.statement_timeout_ms
     """Statement timeout on the API's database connections."""
     api_pool_timeout_s: float = _A.pool_timeout_s
+    open_data_k: int = 5
+    """Open data withholds counts below k of kinds that count people (docs/api.md)."""
+    open_data_license: str = "https://creativecommons.org/licenses/by/4.0/"
+    """The licence (a URI) every open-data answer names."""
+    open_data_publisher: str = "citytel"
 
     client_id: str = _I.client_id
     share_group: str | None = _I.share_group

@@ -12,6 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from api.app import create_app
+from api.routes.open_data import OpenDataPolicy
 from citytel.local import LocalMosquitto, LocalPostgres
 from citytel.settings import Settings, broker_from_url
 from ingest.ingester import Ingester
@@ -82,6 +83,13 @@ def api_server(
             database_url=database_url,
             limits=limits,
             broker=(broker.host, broker.port) if broker else None,
+            timezone=settings.timezone,
+            open_data_policy=OpenDataPolicy(
+                k=settings.open_data_k,
+                license=settings.open_data_license,
+                publisher=settings.open_data_publisher,
+                timezone=settings.timezone,
+            ),
         ),
         host=settings.api_host,
         port=settings.api_port,

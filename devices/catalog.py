@@ -1,23 +1,71 @@
-"""The metric catalog: every metric a device may report, its unit and valid range.
+"""The metric catalog: every kind of device, every metric it may report, unit and valid range.
+
+The catalog is data: a TOML document (``devices/catalog.toml`` ships with citytel; format
+in docs/devices.md) validated by ``devices.catalog_model``. This module reads a document
+into a ``Catalog`` (the lookups the code needs) and loads the shipped one as ``DEFAULT``.
+The module-level names (``METRICS``, ``BY_NAME``, ``BY_ID``, ``metrics_of``, ``Kind``'s
+members) describe that shipped catalog; the catalog in force is the newest version stored
+in the database (``storage.catalog.load_catalog``).
 
 Metric names and ids are part of the gateway contract v1: an id never changes meaning
-and is never reused. Units follow the FIWARE Smart Data Models named in ``fiware``
-(docs/devices.md); ``unit_code`` is the UN/CEFACT Common Code FIWARE uses.
+and is never reused. Units follow the FIWARE Smart Data Models named in ``fiware``;
+``unit_code`` is the UN/CEFACT Common Code FIWARE uses.
 """
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
 from types import MappingProxyType
+from typing import ClassVar
+
+from devices.catalog_model import CatalogDocument, InvalidCatalog, KindSpec, parse
 
 
-class Kind(enum.StrEnum):
-    """What a device is; it decides which metrics the device may report."""
+class _KindType(type):
+    def __iter__(cls) -> Iterator[Kind]:
+        """The shipped catalog's kinds, in document order."""
+        return iter(DEFAULT.kinds)
 
-    STREETLIGHT = "streetlight"
-    ENVIRONMENT = "environment"
-    TRAFFIC = "traffic"
+    def __len__(cls) -> int:
+        return len(DEFAULT.kinds)
+
+
+class Kind(str, metaclass=_KindType):
+    """What a device is, by its catalog id; it decides which metrics the device may report.
+
+    An open set: any catalog may define kinds. A ``Kind`` is its id as a ``str`` (equal to
+    and hashed like it); equal kinds are the same object, so ``is`` compares them too.
+    ``Kind.STREETLIGHT``, ``Kind.ENVIRONMENT`` and ``Kind.TRAFFIC`` name the kinds the
+    simulators model; iterating over ``Kind`` gives the shipped catalog's kinds.
+    """
+
+    __slots__ = ()
+    _interned: ClassVar[dict[str, Kind]] = {}
+    STREETLIGHT: ClassVar[Kind]
+    ENVIRONMENT: ClassVar[Kind]
+    TRAFFIC: ClassVar[Kind]
+
+    def __new__(cls, value: str) -> Kind:
+        found = cls._interned.get(value)
+        if found is None:
+            found = cls._interned[str(value)] = super().__new__(cls, value)
+        return found
+
+    @property
+    def value(self) -> str:
+        """The kind's id as a plain ``str`` (as an enum member's ``value`` was)."""
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return f"Kind({self.value!r})"
+
+
+Kind.STREETLIGHT = Kind("streetlight")
+Kind.ENVIRONMENT = Kind("environment")
+Kind.TRAFFIC = Kind("traffic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,159 +81,84 @@ class Metric:
     high: float
     fiware: str
     description: str
+    counter: bool = False
+    """Cumulative (energy since installation): rollups and detectors work on increments."""
+    daily_rhythm: bool = False
+    """Its usual level depends on the hour of the day."""
+    public: bool = False
+    """Published as open data, aggregated (docs/api.md)."""
 
 
-def _m(
-    id_: int,
-    name: str,
-    kind: Kind,
-    unit: str,
-    code: str,
-    low: float,
-    high: float,
-    fiware: str,
-    description: str,
-) -> Metric:
-    return Metric(id_, name, kind, unit, code, low, high, fiware, description)
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """A validated catalog document and the lookups derived from it, in one place."""
+
+    document: CatalogDocument
+    version: int = 0
+    """Its version in the database; 0 for a document not stored (yet)."""
+    metrics: tuple[Metric, ...] = field(init=False)
+    kinds: tuple[Kind, ...] = field(init=False)
+    by_name: Mapping[str, Metric] = field(init=False)
+    by_id: Mapping[int, Metric] = field(init=False)
+    kind_specs: Mapping[str, KindSpec] = field(init=False)
+
+    def __post_init__(self) -> None:
+        metrics = tuple(
+            Metric(**(m.model_dump() | {"kind": Kind(m.kind)})) for m in self.document.metrics
+        )
+        derived = {
+            "metrics": metrics,
+            "kinds": tuple(Kind(k.id) for k in self.document.kinds),
+            "by_name": MappingProxyType({m.name: m for m in metrics}),
+            "by_id": MappingProxyType({m.id: m for m in metrics}),
+            "kind_specs": MappingProxyType({k.id: k for k in self.document.kinds}),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # a frozen dataclass's derived fields
+
+    def metrics_of(self, kind: str) -> tuple[Metric, ...]:
+        """The metrics a device of ``kind`` reports, in catalog order."""
+        return tuple(m for m in self.metrics if m.kind == kind)
+
+    def public_metrics(self) -> tuple[Metric, ...]:
+        """The metrics published as open data."""
+        return tuple(m for m in self.metrics if m.public)
 
 
-_S, _E, _T = Kind.STREETLIGHT, Kind.ENVIRONMENT, Kind.TRAFFIC
-
-METRICS: tuple[Metric, ...] = (
-    _m(1, "power_w", _S, "W", "WTT", 0, 2_000, "Streetlight.powerConsumption", "active power"),
-    _m(
-        2,
-        "energy_wh",
-        _S,
-        "Wh",
-        "WHR",
-        0,
-        1e10,
-        "StreetlightControlCabinet.energyConsumed",
-        "cumulative energy since installation",
-    ),
-    _m(3, "lamp_on", _S, "1", "C62", 0, 1, "Streetlight.powerState", "1 when the lamp is lit"),
-    _m(4, "dim_pct", _S, "%", "P1", 0, 100, "Streetlight.illuminanceLevel", "dimming level"),
-    _m(
-        5,
-        "voltage_v",
-        _S,
-        "V",
-        "VLT",
-        0,
-        500,
-        "StreetlightControlCabinet.voltage",
-        "mains voltage at the lamp",
-    ),
-    _m(
-        6,
-        "current_a",
-        _S,
-        "A",
-        "AMP",
-        0,
-        20,
-        "StreetlightControlCabinet.intensity",
-        "mains current",
-    ),
-    _m(
-        7,
-        "ambient_lux",
-        _S,
-        "lx",
-        "LUX",
-        0,
-        200_000,
-        "Streetlight.illuminanceLevel",
-        "ambient illuminance at the photocell",
-    ),
-    _m(
-        8,
-        "temperature_c",
-        _E,
-        "°C",
-        "CEL",
-        -60,
-        70,
-        "AirQualityObserved.temperature",
-        "air temperature",
-    ),
-    _m(
-        9,
-        "humidity_pct",
-        _E,
-        "%",
-        "P1",
-        0,
-        100,
-        "AirQualityObserved.relativeHumidity",
-        "relative humidity (FIWARE uses 0..1)",
-    ),
-    _m(
-        10,
-        "pressure_hpa",
-        _E,
-        "hPa",
-        "A97",
-        800,
-        1_100,
-        "WeatherObserved.atmosphericPressure",
-        "air pressure",
-    ),
-    _m(11, "pm2_5_ugm3", _E, "µg/m³", "GQ", 0, 1_000, "AirQualityObserved.pm2_5", "PM2.5"),
-    _m(12, "pm10_ugm3", _E, "µg/m³", "GQ", 0, 2_000, "AirQualityObserved.pm10", "PM10"),
-    _m(13, "no2_ppb", _E, "ppb", "61", 0, 2_000, "AirQualityObserved.no2", "nitrogen dioxide"),
-    _m(14, "o3_ppb", _E, "ppb", "61", 0, 1_000, "AirQualityObserved.o3", "ozone"),
-    _m(
-        15,
-        "noise_dba",
-        _E,
-        "dB(A)",
-        "2N",
-        0,
-        160,
-        "NoiseLevelObserved.LAeq",
-        "A-weighted equivalent sound level",
-    ),
-    _m(
-        16,
-        "speed_kmh",
-        _T,
-        "km/h",
-        "KMH",
-        0,
-        300,
-        "TrafficFlowObserved.averageVehicleSpeed",
-        "average vehicle speed",
-    ),
-    _m(
-        17,
-        "volume_veh",
-        _T,
-        "1",
-        "C62",
-        0,
-        100_000,
-        "TrafficFlowObserved.intensity",
-        "vehicles counted in the interval",
-    ),
-    _m(
-        18,
-        "occupancy_pct",
-        _T,
-        "%",
-        "P1",
-        0,
-        100,
-        "TrafficFlowObserved.occupancy",
-        "share of time the detector is occupied (FIWARE uses 0..1)",
-    ),
-)
-
-BY_NAME: MappingProxyType[str, Metric] = MappingProxyType({m.name: m for m in METRICS})
-BY_ID: MappingProxyType[int, Metric] = MappingProxyType({m.id: m for m in METRICS})
+def load(path: str | Path) -> CatalogDocument:
+    """A catalog document from a TOML file; ``InvalidCatalog`` says what is wrong."""
+    return parse(Path(path).read_text(encoding="utf-8"))
 
 
-def metrics_of(kind: Kind) -> tuple[Metric, ...]:
-    """The metrics a device of ``kind`` reports, in catalog order."""
-    return tuple(m for m in METRICS if m.kind is kind)
+def shipped_document() -> CatalogDocument:
+    """The catalog shipped with citytel (``devices/catalog.toml``)."""
+    text = resources.files("devices").joinpath("catalog.toml").read_text(encoding="utf-8")
+    return parse(text)
+
+
+DEFAULT = Catalog(shipped_document())
+"""The shipped catalog."""
+
+METRICS: tuple[Metric, ...] = DEFAULT.metrics
+BY_NAME: Mapping[str, Metric] = DEFAULT.by_name
+BY_ID: Mapping[int, Metric] = DEFAULT.by_id
+
+
+def metrics_of(kind: str) -> tuple[Metric, ...]:
+    """The metrics a device of ``kind`` reports in the shipped catalog, in catalog order."""
+    return DEFAULT.metrics_of(kind)
+
+
+__all__ = [
+    "BY_ID",
+    "BY_NAME",
+    "DEFAULT",
+    "METRICS",
+    "Catalog",
+    "InvalidCatalog",
+    "Kind",
+    "Metric",
+    "load",
+    "metrics_of",
+    "shipped_document",
+]

@@ -16,8 +16,8 @@ from typing import Literal
 import psycopg
 from psycopg.rows import TupleRow
 
-from devices.catalog import METRICS
 from devices.errors import ConfigurationError
+from storage.catalog import ensure_shipped
 from storage.database import Mode, map_errors, timescaledb_loadable
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ async def upgrade(
     *,
     timescaledb: Literal["auto", "on", "off"] = "auto",
 ) -> UpgradeReport:
-    """Apply every pending migration in one transaction, then sync the metric catalog."""
+    """Apply every pending migration in one transaction, then store the shipped catalog
+    (``storage.catalog.ensure_shipped``), which keeps ``metrics`` in step."""
     with map_errors():
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
@@ -84,7 +85,7 @@ async def upgrade(
                     (migration.version, migration.name, not run),
                 )
                 (applied if run else skipped).append(migration.version)
-            await _sync_metrics(conn)
+            await ensure_shipped(conn)
     if applied or skipped:
         log.info("database migrated (%s): applied %s, skipped %s", mode, applied, skipped)
     return UpgradeReport(mode, tuple(applied), tuple(skipped))
@@ -115,18 +116,3 @@ async def _choose_mode(conn: psycopg.AsyncConnection[TupleRow], wanted: str) -> 
 async def _done_versions(conn: psycopg.AsyncConnection[TupleRow]) -> set[int]:
     cur = await conn.execute("SELECT version FROM schema_migrations")
     return {row[0] for row in await cur.fetchall()}
-
-
-async def _sync_metrics(conn: psycopg.AsyncConnection[TupleRow]) -> None:
-    async with conn.cursor() as cur:
-        await cur.executemany(
-            "INSERT INTO metrics (id, name, kind, unit, unit_code, low, high, description)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind,"
-            " unit = excluded.unit, unit_code = excluded.unit_code, low = excluded.low,"
-            " high = excluded.high, description = excluded.description",
-            [
-                (m.id, m.name, m.kind.value, m.unit, m.unit_code, m.low, m.high, m.description)
-                for m in METRICS
-            ],
-        )

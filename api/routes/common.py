@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends, Query
 
+from api.deps import Conn
 from api.models import GatewayStatus, Kind
 from api.problems import (
     TIMEOUT,
@@ -16,7 +17,7 @@ from api.problems import (
     ProblemError,
     response,
 )
-from storage import queries
+from storage import catalog, queries
 
 PROTECTED = response(UNAUTHORIZED, VALIDATION, UNAVAILABLE, TIMEOUT)
 PAGE_MAX = 1000
@@ -43,7 +44,8 @@ def bbox(text: str | None) -> tuple[float, float, float, float] | None:
     return x0, y0, x1, y1
 
 
-def _device_filter(
+async def _device_filter(
+    conn: Conn,
     kind: Kind | None = None,
     gateway: Annotated[str | None, Query(description="A gateway id")] = None,
     status: Annotated[GatewayStatus | None, Query(description="Its gateway's status")] = None,
@@ -54,6 +56,8 @@ def _device_filter(
     q: Annotated[str | None, Query(description="Part of the device id", max_length=64)] = None,
 ) -> queries.DeviceFilter:
     """The device list's filters (the list and its exports)."""
+    if kind is not None and not await catalog.is_kind(conn, kind):
+        raise ProblemError(VALIDATION, f"kind: {kind!r} is not a kind of the catalog in force")
     return queries.DeviceFilter(kind=kind, gateway=gateway, status=status, bbox=bbox(bbox_), q=q)
 
 

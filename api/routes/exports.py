@@ -136,7 +136,7 @@ async def _series_rows(
 @router.get("/series.csv", response_class=StreamingResponse, responses=_ok(CSV))
 async def series_csv(
     conn: Conn, device: Devices, metric: Metrics, start: Start, end: End, bucket: BucketR,
-    agg: AggQ = "avg", tz: Tz = "America/Chicago",
+    tz: Tz, agg: AggQ = "avg",
 ) -> StreamingResponse:  # fmt: skip
     """Aggregated series as CSV: device_id, metric, unit, bucket start, value."""
     req = request_of(start, end, bucket, agg, tz)
@@ -152,7 +152,7 @@ async def series_csv(
 @router.get("/series.geojson", response_class=StreamingResponse, responses=_ok(GEOJSON))
 async def series_geojson(
     conn: Conn, device: Devices, metric: Metrics, start: Start, end: End, bucket: BucketR,
-    agg: AggQ = "avg", tz: Tz = "America/Chicago",
+    tz: Tz, agg: AggQ = "avg",
 ) -> StreamingResponse:  # fmt: skip
     """Aggregated series as GeoJSON: a point feature per device, metric and bucket."""
     req = request_of(start, end, bucket, agg, tz)

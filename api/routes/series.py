@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from api.deps import ApiLimits, Conn, get_role
 from api.models import Agg, Bucket, Point, Rfc3339, SeriesData, SeriesResponse
@@ -35,10 +35,25 @@ End = Annotated[
 ]
 BucketQ = Annotated[Bucket | None, Query(description="Omit for raw values")]
 AggQ = Annotated[Agg, Query(description="How values in a bucket combine")]
-Tz = Annotated[
-    str,
-    Query(description="IANA time zone of day buckets and of the times returned", max_length=64),
-]
+
+
+def _tz(
+    request: Request,
+    tz: Annotated[
+        str | None,
+        Query(
+            description="IANA time zone of day buckets and of the times returned"
+            " (default: the service's, `CITYTEL_TIMEZONE`)",
+            max_length=64,
+        ),
+    ] = None,
+) -> str:
+    default: str = request.app.state.timezone
+    return tz or default
+
+
+Tz = Annotated[str, Depends(_tz)]
+"""The request's ``tz``, or the configured time zone when it names none."""
 
 
 def request_of(start: Start, end: End, bucket: Bucket, agg: Agg, tz: str) -> queries.SeriesRequest:
@@ -65,9 +80,9 @@ async def series(
     metric: Metrics,
     start: Start,
     end: End,
+    tz: Tz,
     bucket: BucketQ = None,
     agg: AggQ = "avg",
-    tz: Tz = "America/Chicago",
 ) -> SeriesResponse:
     """One or several series (each device x each metric) over ``[from, to)``.
 

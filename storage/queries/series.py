@@ -67,7 +67,8 @@ class SeriesRequest:
     end: datetime
     bucket: str
     agg: str = "avg"
-    tz: str = "America/Chicago"
+    tz: str = "UTC"
+    """IANA zone of day buckets; the API passes the request's or the configured one."""
     use_rollups: bool = True
     """False answers from raw readings only (the benchmark's baseline)."""
 

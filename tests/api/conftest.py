@@ -37,6 +37,8 @@ DAYS = 4
 SURGE_AT = datetime(2026, 3, 9, 12, tzinfo=UTC)
 NIGHT = datetime(2026, 3, 10, 3, tzinfo=UTC)
 LOST_SEQS = (50, 51)  # gw-s never sends these
+CITY_TZ = "America/Chicago"
+"""The city's CITYTEL_TIMEZONE: the API's default ``tz``."""
 
 DEVICES = [
     {"device_id": "sl-1", "kind": "streetlight", "latitude": 41.90, "longitude": -87.65},
@@ -170,10 +172,10 @@ def keys(city: City) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def api_client(
-    url: str, key: str | None, *, limits: Limits | None = None
+    url: str, key: str | None, *, limits: Limits | None = None, timezone: str = CITY_TZ
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of a fresh app on ``url`` (its lifespan run), sending ``key``."""
-    app = create_app(database_url=url, limits=limits)
+    app = create_app(database_url=url, limits=limits, timezone=timezone)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     async with (
         app.router.lifespan_context(app),
