@@ -48,7 +48,8 @@ class KindSpec(_Strict):
 class MetricSpec(_Strict):
     """A metric: one value a device of its kind may report."""
 
-    id: int = Field(gt=0, lt=2**15, description="Stable: never renumbered, never reused")
+    # below 64: a series id is device key x 64 + metric id (devices/tables.py METRIC_SLOTS)
+    id: int = Field(gt=0, lt=64, description="Stable: never renumbered, never reused")
     name: Name
     kind: Name
     unit: str = Field(min_length=1)

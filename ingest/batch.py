@@ -28,14 +28,7 @@ from devices.contract import (
     Timestamp,
     parse_topic,
 )
-from devices.tables import (
-    HIGH,
-    KIND_NAMES,
-    LOW,
-    METRIC_IDS,
-    METRIC_KIND,
-    METRIC_UNITS,
-)
+from devices.tables import TABLES, Tables, kind_name
 from ingest.decode import Decoder, Rejection
 from ingest.limits import Limits
 from ingest.reasons import Reason
@@ -84,6 +77,8 @@ class BatchBuilder:
     decoder: Decoder
     limits: Limits
     prefix: str = ""
+    tables: Tables = TABLES
+    """The catalog version the batch is checked against."""
     _b: _Parts = field(default_factory=lambda: _Parts())
     _seen: dict[tuple[str, int], int] = field(default_factory=dict)
     """Digest by message identity, of the messages taken so far."""
@@ -120,6 +115,7 @@ class BatchBuilder:
         b, self._b, self._seen = self._b, _Parts(), {}
         return Batch(
             limits=self.limits,
+            tables=self.tables,
             deliveries=b.deliveries,
             duplicates=b.duplicates,
             msg_gateway=b.msg_gateway,
@@ -247,6 +243,7 @@ class Batch:
     a write is retried and gives the same result."""
 
     limits: Limits
+    tables: Tables
     deliveries: int
     duplicates: int
     """Telemetry messages delivered twice within this batch (kept once)."""
@@ -344,7 +341,7 @@ class Batch:
         bad_reading = self._check_readings(time_us, count, now_us, dead, ownership)
         reading = np.repeat(np.arange(len(count), dtype=np.int32), count)
         metric = np.fromiter(
-            map(METRIC_IDS.get, self.v_name, repeat(0)), np.int16, len(self.v_name)
+            map(self.tables.metric_ids.get, self.v_name, repeat(0)), np.int16, len(self.v_name)
         )
         value = np.array(self.v_value, dtype=np.float64)
         values = ValueColumns(
@@ -452,12 +449,13 @@ class Batch:
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
         """Which values to keep, and which were dead-lettered as out of range; dead letters
         for the bad ones not already ``rejected``."""
+        t = self.tables
         device_kind = kinds[v.device]
         unknown = v.metric == 0
-        wrong_kind = ~unknown & (device_kind != 0) & (device_kind != METRIC_KIND[v.metric])
+        wrong_kind = ~unknown & (device_kind != 0) & (device_kind != t.metric_kind[v.metric])
         finite = np.isfinite(v.value)
         with np.errstate(invalid="ignore"):
-            out_of_range = finite & ((v.value < LOW[v.metric]) | (v.value > HIGH[v.metric]))
+            out_of_range = finite & ((v.value < t.low[v.metric]) | (v.value > t.high[v.metric]))
         bad = unknown | wrong_kind | ~finite | out_of_range
         for i in np.flatnonzero(bad & ~rejected).tolist():
             reason, detail = self._why(v, i, int(device_kind[i]))
@@ -471,12 +469,13 @@ class Batch:
         name, x, metric = self.v_name[i], self.v_value[i], int(v.metric[i])
         if metric == 0:
             return Reason.UNKNOWN_METRIC, f"metric {name!r} is not in the catalog"
-        if device_kind != 0 and device_kind != METRIC_KIND[metric]:
-            kind = KIND_NAMES[device_kind]
+        t = self.tables
+        if device_kind != 0 and device_kind != t.metric_kind[metric]:
+            kind = kind_name(device_kind)
             return Reason.METRIC_NOT_OF_KIND, f"metric {name!r} is not reported by a {kind}"
         if not np.isfinite(x):
             return Reason.NOT_FINITE, f"{name} = {x!r}"
-        bounds = f"[{LOW[metric]:g}, {HIGH[metric]:g}] {METRIC_UNITS[metric]}"
+        bounds = f"[{t.low[metric]:g}, {t.high[metric]:g}] {t.metric_units[metric]}"
         return Reason.OUT_OF_RANGE, f"{name} = {x!r} outside {bounds}"
 
     def _dead_reading(self, i: int, first: int, reason: Reason, detail: str) -> DeadLetterRow:

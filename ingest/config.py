@@ -60,4 +60,6 @@ class IngesterConfig:
     timezone: str = "UTC"
     """The city's time zone (IANA name): the hours of the detectors' daily baselines."""
     dropout_check_s: float = 10.0
+    catalog_poll_s: float = 2.0
+    """How often the ingester looks for a newer catalog version (one index lookup)."""
     checkpoint_s: float = 60.0

@@ -41,8 +41,9 @@ class Rejection:
 class Decoder:
     """Decodes the payloads of the gateway contract v1 (JSON and MessagePack)."""
 
-    def __init__(self, *, limits: Limits) -> None:
+    def __init__(self, *, limits: Limits, kinds: frozenset[str] = _KINDS) -> None:
         self._limits = limits
+        self._kinds = kinds
         self._typed: dict[bool, _Decoder[Telemetry]] = {
             False: msgspec.json.Decoder(Telemetry),
             True: msgspec.msgpack.Decoder(Telemetry),
@@ -106,8 +107,8 @@ class Decoder:
             except (msgspec.ValidationError, RecursionError) as exc:
                 rejections.append(self._reject_part(Reason.INVALID_DEVICE, str(exc), item, False))
                 continue
-            if device.kind not in _KINDS:
-                detail = f"kind {device.kind!r} is not one of {sorted(_KINDS)}"
+            if device.kind not in self._kinds:
+                detail = f"kind {device.kind!r} is not one of {sorted(self._kinds)}"
                 rejections.append(self._reject_part(Reason.UNKNOWN_KIND, detail, item, False))
                 continue
             problem = self._attributes_problem(device.attributes)

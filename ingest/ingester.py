@@ -25,6 +25,7 @@ from psycopg.rows import TupleRow
 from devices.columns import DeadLetterRow, EpisodeChange, ValueColumns
 from devices.contract import DeviceInfo, subscriptions
 from devices.errors import StorageError, StorageUnavailable
+from devices.tables import TABLES, Tables
 from ingest.aggregate import Aggregator, Prepared
 from ingest.batch import Batch, BatchBuilder, Columns
 from ingest.config import Broker, IngesterConfig
@@ -34,6 +35,7 @@ from ingest.mqtt import Delivery, Subscription
 from ingest.reasons import Reason
 from ingest.stats import IngestStats
 from processing.state import pack, unpack
+from storage.catalog import newer_catalog
 from storage.checkpoints import load_checkpoint, save_checkpoint
 from storage.database import Mode, connect, current_mode, transaction
 from storage.episodes import write_episodes
@@ -78,8 +80,13 @@ class Ingester:
         self._aggregator = Aggregator(widths_s=c.rollup_widths_s, lateness_s=c.allowed_lateness_s)
         self._detection = Detection(timezone=c.timezone) if c.detect else None
         self._checkpoint_name = c.client_id
-        self._every = {"silence": c.dropout_check_s, "checkpoint": c.checkpoint_s}
-        self._due = {"silence": 0.0, "checkpoint": 0.0}
+        self._every = {
+            "silence": c.dropout_check_s,
+            "checkpoint": c.checkpoint_s,
+            "catalog": c.catalog_poll_s,
+        }
+        self._due = {"silence": 0.0, "checkpoint": 0.0, "catalog": 0.0}
+        self._tables = TABLES
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stack = contextlib.AsyncExitStack()
@@ -244,7 +251,7 @@ class Ingester:
             return
 
     def _batch(self, deliveries: list[Delivery]) -> Batch:
-        builder = BatchBuilder(self._decoder, self._limits, self._prefix)
+        builder = BatchBuilder(self._decoder, self._limits, self._prefix, self._tables)
         add = builder.add
         for d in deliveries:
             add(d.topic, d.payload, d.received_us, d.retain)
@@ -330,11 +337,17 @@ class Ingester:
             self.stats.episodes_opened = dict(self._detection.opened)
 
     async def _periodic(self) -> None:
-        """Every ``dropout_check_s``, episodes for silent devices and gateways; every
+        """Every ``catalog_poll_s``, a newer catalog version taken up; every
+        ``dropout_check_s``, episodes for silent devices and gateways; every
         ``checkpoint_s``, the detectors' state to the database."""
-        if self._detection is None or self._conn is None or self._conn.closed:
+        if self._conn is None or self._conn.closed:
             return
         now = time.monotonic()
+        if now >= self._due["catalog"]:
+            self._due["catalog"] = now + self._every["catalog"]
+            await self._take_up_catalog()
+        if self._detection is None:
+            return
         if now >= self._due["silence"]:
             self._due["silence"] = now + self._every["silence"]
             silence = functools.partial(self._detection.silence, time.time_ns() // 1000)
@@ -343,6 +356,28 @@ class Ingester:
         if now >= self._due["checkpoint"]:
             self._due["checkpoint"] = now + self._every["checkpoint"]
             await self._checkpoint()
+
+    async def _take_up_catalog(self) -> None:
+        """Check the next batches against the catalog version in force, if it is newer.
+
+        Batches are checked whole against one version: the loop polls between batches,
+        so no message is checked twice or against two versions."""
+        try:
+            catalog = await newer_catalog(self._connection(), than=self._tables.version)
+        except StorageError as exc:
+            log.warning("could not poll the catalog: %s", exc)
+            return
+        if catalog is None:
+            return
+        self._tables = Tables.of(catalog)
+        self._decoder = Decoder(limits=self._limits, kinds=self._tables.kinds)
+        self.stats.catalog_version = catalog.version
+        log.info(
+            "catalog version %d in force: %d kinds, %d metrics",
+            catalog.version,
+            len(catalog.kinds),
+            len(catalog.metrics),
+        )
 
     async def _checkpoint(self) -> None:
         if self._detection is None or self._conn is None or self._conn.closed:

@@ -23,3 +23,5 @@ class IngestStats:
     """Anomaly episodes opened, by detector."""
     dead_letters: Counter[str] = field(default_factory=Counter)
     """Dead letters committed, by reason."""
+    catalog_version: int = 0
+    """The catalog version batches are checked against (0: the shipped one)."""

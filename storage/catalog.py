@@ -31,6 +31,7 @@ from pydantic import BaseModel
 from devices.catalog import Catalog, shipped_document
 from devices.catalog_model import CatalogDocument, from_json
 from devices.errors import CitytelError
+from storage.database import map_errors
 
 CHANNEL = "citytel_catalog"
 """The NOTIFY channel each applied version is announced on (payload: the version)."""
@@ -158,16 +159,18 @@ async def catalog_version(conn: psycopg.AsyncConnection[Any]) -> int:
 
 async def load_catalog(conn: psycopg.AsyncConnection[Any]) -> Catalog:
     """The catalog in force; the shipped one (version 0) when none is stored yet."""
-    stored = await current(conn)
+    with map_errors():
+        stored = await current(conn)
     return stored.catalog() if stored else Catalog(shipped_document())
 
 
 async def newer_catalog(conn: psycopg.AsyncConnection[Any], than: int) -> Catalog | None:
     """The catalog in force if its version is above ``than``, else None (a poll: one index
     lookup when nothing changed)."""
-    if await catalog_version(conn) <= than:
-        return None
-    stored = await current(conn)
+    with map_errors():
+        if await catalog_version(conn) <= than:
+            return None
+        stored = await current(conn)
     return stored.catalog() if stored and stored.version > than else None
 
 

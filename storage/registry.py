@@ -17,7 +17,7 @@ import numpy.typing as npt
 import psycopg
 from psycopg.rows import TupleRow
 
-from devices.tables import KIND_CODES
+from devices.tables import kind_code
 from storage.database import map_errors
 
 
@@ -42,7 +42,7 @@ class Registry:
 
     @property
     def kinds(self) -> npt.NDArray[np.int8]:
-        """Kind code by device key (``KIND_CODES``); index with keys from ``device_keys``."""
+        """Kind code by device key (``devices.tables.kind_code``); index with device keys."""
         return self._kinds
 
     @property
@@ -157,7 +157,7 @@ class Registry:
                 size = max(2 * len(self._kinds), key + 1)
                 self._kinds = _grown(self._kinds, size)
                 self._owners = _grown(self._owners, size)
-            self._kinds[key] = KIND_CODES.get(kind, 0)
+            self._kinds[key] = kind_code(kind)
             self._owners[key] = gateway or 0
 
 

@@ -4,7 +4,7 @@ import msgspec
 import numpy as np
 
 from devices.catalog import BY_NAME
-from devices.tables import KIND_CODES
+from devices.tables import kind_code
 from ingest.batch import Batch, BatchBuilder
 from ingest.decode import Decoder
 from ingest.limits import Limits
@@ -29,7 +29,7 @@ def _columns(builder: BatchBuilder | Batch, kinds: dict[str, str | None] | None 
     key = {n: i + 1 for i, n in enumerate(names)}
     kind_by_key = np.zeros(len(names) + 1, dtype=np.int8)
     for n, k in (kinds or {}).items():
-        kind_by_key[key[n]] = KIND_CODES[k]
+        kind_by_key[key[n]] = kind_code(k)
     devices = np.array([key[d] for d in batch.r_device], dtype=np.int32)
     gateways = {g: i + 1 for i, g in enumerate(sorted(set(batch.msg_gateway)))}
     return batch.columns(gateways, devices, kind_by_key, NOW_MS * 1000), key
