@@ -17,6 +17,7 @@ from api.routes import (
     anomalies,
     apikeys,
     catalog,
+    deadletters,
     devices,
     exports,
     gateways,
@@ -76,7 +77,8 @@ def create_app(
     app.state.timezone = timezone
     app.state.open_data = open_data_policy or OpenDataPolicy(timezone=timezone)
     problems.install(app)
-    routers = (health, devices, series, anomalies, gateways, exports, service, apikeys, catalog)
+    routers = [health, devices, series, anomalies, gateways, exports, service, apikeys, catalog]
+    routers.append(deadletters)
     for module in (*routers, open_data):
         app.include_router(module.router)
 

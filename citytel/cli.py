@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import simulators.cli
-from citytel import catalog_cli, supervisor
+from citytel import catalog_cli, deadletters_cli, supervisor
 from citytel.settings import Settings, broker_from_url
 from devices.errors import CitytelError
 
@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     p = dbsub.add_parser("upgrade", help="apply pending migrations")
     p.set_defaults(run=_db_upgrade)
     catalog_cli.add_parser(sub)
+    deadletters_cli.add_parser(sub)
     return parser
 
 
