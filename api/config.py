@@ -15,3 +15,6 @@ class Limits:
     """Per SQL statement, on every connection of the API's pool."""
     pool_timeout_s: float = 5.0
     """How long a request waits for a pooled connection before a 503."""
+    seq_epoch_gap: int = 10_000
+    """A gateway's seq jump above this starts a new counting epoch (a restart), not lost
+    messages: the contract restarts seq from the time in milliseconds."""

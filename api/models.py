@@ -226,7 +226,16 @@ class Gateway(BaseModel):
     window_s: int = Field(description="The window the next three figures are over")
     messages: int = Field(description="Telemetry messages committed in the window")
     message_rate: float = Field(description="messages/s over the window")
-    lost_messages: int = Field(description="seqs missing between those committed in the window")
+    lost_messages: int = Field(
+        description="seqs missing between those committed in the window, within one epoch"
+    )
+    seq_epochs: int = Field(
+        description="counting epochs in the window: a seq jump above the epoch gap (a"
+        " gateway restart, docs/contract.md) starts one and is not counted as lost"
+    )
+    refused_messages: int = Field(
+        description="messages of the gateway refused whole in the window (dead letters)"
+    )
 
 
 class Gateways(BaseModel):

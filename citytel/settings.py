@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     api_statement_timeout_ms: int = _A.statement_timeout_ms
     """Statement timeout on the API's database connections."""
     api_pool_timeout_s: float = _A.pool_timeout_s
+    seq_epoch_gap: int = _A.seq_epoch_gap
+    """A gateway's seq jump above this is a restart (a new epoch), not lost messages."""
     open_data_k: int = 5
     """Open data withholds counts below k of kinds that count people (docs/api.md)."""
     open_data_license: str = "https://creativecommons.org/licenses/by/4.0/"
@@ -121,6 +123,7 @@ class Settings(BaseSettings):
             max_points=self.api_max_points,
             statement_timeout_ms=self.api_statement_timeout_ms,
             pool_timeout_s=self.api_pool_timeout_s,
+            seq_epoch_gap=self.seq_epoch_gap,
         )
 
 

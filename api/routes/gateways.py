@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from api.deps import Conn, get_role
+from api.deps import ApiLimits, Conn, get_role
 from api.models import Gateway, Gateways, GatewayStatus
 from api.problems import NOT_FOUND, ProblemError, response
 from api.routes.common import PROTECTED
@@ -30,21 +30,26 @@ def _gateway(row: dict[str, Any], window_s: int) -> Gateway:
 
 @router.get("/gateways")
 async def gateways(
-    conn: Conn, status: GatewayStatus | None = None, window: Window = 3600
+    conn: Conn, limits: ApiLimits, status: GatewayStatus | None = None, window: Window = 3600
 ) -> Gateways:
     """Every gateway: status, last seen, message rate and lost messages over ``window``."""
     since = datetime.now(UTC) - timedelta(seconds=window)
-    rows = await queries.list_gateways(conn, since=since, status=status)
+    gap = limits.seq_epoch_gap
+    rows = await queries.list_gateways(conn, since=since, status=status, epoch_gap=gap)
     return Gateways(items=[_gateway(r, window) for r in rows])
 
 
 @router.get("/gateways/{gateway_id}", responses=response(NOT_FOUND))
 async def gateway(
-    conn: Conn, gateway_id: Annotated[str, Path(examples=["gw-01"])], window: Window = 3600
+    conn: Conn,
+    limits: ApiLimits,
+    gateway_id: Annotated[str, Path(examples=["gw-01"])],
+    window: Window = 3600,
 ) -> Gateway:
     """One gateway."""
     since = datetime.now(UTC) - timedelta(seconds=window)
-    rows = await queries.list_gateways(conn, since=since, gateway=gateway_id)
+    gap = limits.seq_epoch_gap
+    rows = await queries.list_gateways(conn, since=since, gateway=gateway_id, epoch_gap=gap)
     if not rows:
         raise ProblemError(NOT_FOUND, f"no gateway {gateway_id!r}")
     return _gateway(rows[0], window)

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import httpx
 
-from tests.api.conftest import LOST_SEQS, City
-from tests.helpers import query
+from citytel.local import LocalMosquitto
+from devices.contract import topic
+from tests.api.conftest import LOST_SEQS, City, api_client, new_key
+from tests.helpers import (
+    T0_MS,
+    delivered,
+    make_ingester,
+    publish,
+    query,
+    reading,
+    telemetry,
+    wait_until,
+)
 
 
 async def test_status_rate_and_lost_messages(reader: httpx.AsyncClient, city: City) -> None:
@@ -39,3 +50,32 @@ async def test_filters_one_gateway_and_errors(reader: httpx.AsyncClient) -> None
     assert missing.status_code == 404 and missing.json()["type"] == "/problems/not-found"
     bad = await reader.get("/v1/gateways", params={"window": 5})
     assert bad.status_code == 422
+
+
+async def test_a_seq_restart_is_a_new_epoch_and_refused_messages_are_not_lost(
+    database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
+) -> None:
+    p = topic_prefix
+    seqs = [1, 2, 3, 4, 5, 8, 1_000_000, 1_000_001, 1_000_003]  # lost: 6, 7, 1_000_002
+    messages = [
+        (
+            topic("gw-r", "telemetry", prefix=p),
+            telemetry("gw-r", s, [reading("r", T0_MS + s, power_w=1)]),
+        )
+        for s in seqs
+    ]
+    messages.append((topic("gw-r", "telemetry", prefix=p), b"not json"))
+    async with make_ingester(database_url, mosquitto, p, "epochs", batch_max_wait_s=0.05) as ing:
+        await publish(mosquitto, messages)
+        await wait_until(lambda: delivered(ing, len(messages)))
+    key = await new_key(database_url, "reader")
+    async with api_client(database_url, key) as client:
+        r = await client.get("/v1/gateways/gw-r")
+    assert r.status_code == 200, r.text
+    g = r.json()
+    assert (g["messages"], g["lost_messages"], g["seq_epochs"], g["refused_messages"]) == (
+        9,
+        3,
+        2,
+        1,
+    )
