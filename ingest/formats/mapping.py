@@ -86,7 +86,7 @@ def load_mapping(path: Path | str) -> MappingFile:
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
+class Target:
     metric: str
     scale: float
     offset: float
@@ -98,7 +98,7 @@ class Resolver:
 
     source: SourceMapping
     units: Mapping[str, str]
-    _cache: dict[str, _Target | Refusal | None] = field(default_factory=dict)
+    _cache: dict[str, Target | Refusal | None] = field(default_factory=dict)
 
     def metrics(self, decoded: Any, prefix: str = "") -> tuple[dict[str, float], list[Refusal]]:
         """Catalog metrics from a decoded object (nested objects as ``a.b`` paths)."""
@@ -140,7 +140,7 @@ class Resolver:
             return
         metrics[target.metric] = converted
 
-    def target(self, name: str, unit: str | None = None) -> _Target | Refusal | None:
+    def target(self, name: str, unit: str | None = None) -> Target | Refusal | None:
         """Where field ``name`` goes: a target, a refusal, or None (ignored)."""
         key = name if unit is None else f"{name}\x00{unit}"
         if key not in self._cache:
@@ -149,7 +149,7 @@ class Resolver:
             self._cache[key] = self._resolve(name, unit)
         return self._cache[key]
 
-    def _resolve(self, name: str, unit: str | None) -> _Target | Refusal | None:
+    def _resolve(self, name: str, unit: str | None) -> Target | Refusal | None:
         if name in self.source.ignore:
             return None
         rule = self.source.fields.get(name)
@@ -166,7 +166,7 @@ class Resolver:
             detail = f"field {name!r} in {rule.unit!r}: not convertible to {catalog_unit!r}"
             return Refusal(FormatReason.BAD_UNIT, detail[:300], name[:200])
         scale, offset = linear
-        return _Target(rule.metric, scale * rule.scale, offset * rule.scale + rule.offset)
+        return Target(rule.metric, scale * rule.scale, offset * rule.scale + rule.offset)
 
 
 def number(raw: Any) -> tuple[float, tuple[str, str] | None]:
