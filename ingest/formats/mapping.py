@@ -130,6 +130,10 @@ class Resolver:
         if isinstance(target, Refusal):
             refusals.append(target)
             return
+        if target.metric in metrics:
+            detail = f"{name} maps to {target.metric}, already given by another field"
+            refusals.append(Refusal(Reason.INVALID_READING, detail[:300], name[:200]))
+            return
         value, problem = number(raw)
         if problem is not None:
             refusals.append(Refusal(problem[0], f"{name} = {problem[1]}", name))

@@ -33,7 +33,7 @@ import msgspec
 from devices.contract import Reading
 from ingest.formats import FormatReason, Parsed, Refusal
 from ingest.formats.ids import identity, valid_id
-from ingest.formats.mapping import MappingFile, Resolver, Target, number, resolvers
+from ingest.formats.mapping import MappingFile, Resolver, number, resolvers
 from ingest.formats.units import CATALOG_UNITS, conversion
 from ingest.limits import Limits
 from ingest.reasons import Reason
@@ -263,9 +263,6 @@ class _Pack:
         if not metric:
             return FormatReason.UNMAPPED_FIELD, f"no catalog metric for a record in {unit!r}"
         metrics = self.readings.setdefault((device, when), {})
-        target = self.resolver.target(metric, unit)
-        if isinstance(target, Target) and target.metric in metrics:
-            return Reason.INVALID_READING, f"{target.metric} twice for one device and time"
         refusals: list[Refusal] = []
         self.resolver.add(metric, value + base, metrics, refusals, unit)
         for refusal in refusals:

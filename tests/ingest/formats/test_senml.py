@@ -207,3 +207,13 @@ def test_parse_never_raises(pack: list, binary: bool) -> None:
 def test_parse_never_raises_on_junk(payload: bytes, binary: bool) -> None:
     parsed = Parser().parse(CBOR_TOPIC if binary else JSON_TOPIC, payload, NOW_US)
     check_invariants(parsed, CATALOG_UNITS)
+
+
+def test_a_second_value_for_one_metric_device_and_time_is_refused() -> None:
+    pack = [
+        {"bn": "env-1:", "bt": 1.7e9, "n": "temperature_c", "v": 3},
+        {"n": "temperature", "u": "Cel", "v": 4},
+    ]
+    parsed = Parser().parse(JSON_TOPIC, json.dumps(pack).encode())
+    assert parsed.readings[0].metrics == {"temperature_c": 3.0}
+    assert [(r.reason, r.field) for r in parsed.refusals] == [(Reason.INVALID_READING, "record 1")]
