@@ -43,6 +43,9 @@ CBOR_CHANNEL: Final = "senml/cbor"
 RELATIVE_BELOW: Final = 2**28
 """Times (seconds) below this are relative to now (RFC 8428 section 4.5.3)."""
 _SEPARATORS: Final = ":/.-_"
+_BASES: Final = frozenset({"bn", "bt", "bu", "bv", "bs"})
+_VALUES: Final = ("v", "vs", "vb", "vd", "s")
+_KNOWN: Final = _BASES | frozenset({"bver", "n", "u", "t", "ut", *_VALUES})
 _CBOR_LABELS: Final = {
     -1: "bver", -2: "bn", -3: "bt", -4: "bu", -5: "bv", -6: "bs",
     0: "n", 1: "u", 2: "v", 3: "vs", 4: "vb", 5: "s", 6: "t", 7: "ut", 8: "vd",
@@ -76,6 +79,7 @@ class Parser:
         self._limits = limits or Limits()
         self._prefix = prefix
         self._by_unit: dict[str, str | None] = {}
+        self._stems: dict[tuple[str, str], str] = {}
 
     def parse(self, topic: str, payload: bytes, received_us: int | None = None) -> Parsed:
         """Parse one pack."""
@@ -116,12 +120,18 @@ class Parser:
         """The catalog metric a record name stands for (itself when no rule applies)."""
         if name in self._units or unit is None:
             return name
-        found = [
-            m
-            for m, u in self._units.items()
-            if m.startswith(f"{name}_") and conversion(unit, u) is not None
-        ]
-        return found[0] if len(found) == 1 else name
+        key = (name, unit)
+        found = self._stems.get(key)
+        if found is None:
+            if len(self._stems) > 4096:
+                self._stems.clear()  # bounded: hostile senders may invent names
+            candidates = [
+                m
+                for m, u in self._units.items()
+                if m.startswith(f"{name}_") and conversion(unit, u) is not None
+            ]
+            found = self._stems[key] = candidates[0] if len(candidates) == 1 else name
+        return found
 
     def _topic(self, topic: str) -> tuple[str, bool] | None:
         root = f"{self._prefix}city/v1/gateways/"
@@ -156,6 +166,7 @@ class _Pack:
         self.bn: str = ""
         self.bu: str | None = None
         self.bt, self.bv, self.bs = 0.0, 0.0, 0.0
+        self.device = ""
         self.relative = False
         self.readings: dict[tuple[str, int], dict[str, float]] = {}
 
@@ -177,15 +188,18 @@ class _Pack:
         return self.relative
 
     def _record(self, r: dict[Any, Any], index: int) -> tuple[str, str] | None:
-        must = [k for k in r if isinstance(k, str) and k.endswith("_")]
-        if must:
-            return Reason.INVALID_READING, f"must-understand fields {must[:4]} not understood"
-        problem = self._bases(r)
-        if problem is not None:
-            return problem
-        values = [k for k in ("v", "vs", "vb", "vd", "s") if k in r]
+        keys = r.keys()
+        if not keys <= _KNOWN:
+            must = [k for k in keys if isinstance(k, str) and k.endswith("_")]
+            if must:
+                return Reason.INVALID_READING, f"must-understand fields {must[:4]} not understood"
+        if not keys.isdisjoint(_BASES):
+            problem = self._bases(r)
+            if problem is not None:
+                return problem
+        values = [k for k in _VALUES if k in r]
         if not values:
-            return None if any(k in r for k in ("bn", "bt", "bu", "bv", "bs")) else (
+            return None if not keys.isdisjoint(_BASES) else (
                 Reason.INVALID_READING, "a record without a value")  # fmt: skip
         name, unit, t = r.get("n", ""), r.get("u", self.bu), r.get("t", 0)
         if not isinstance(name, str) or not (unit is None or isinstance(unit, str)):
@@ -204,12 +218,14 @@ class _Pack:
             return Reason.INVALID_READING, "bn and bu are strings"
         bases = []
         for key, current in (("bt", self.bt), ("bv", self.bv), ("bs", self.bs)):
-            value, bad = number(r.get(key, current))
-            if bad is not None or isinstance(r.get(key), bool):
+            raw = r.get(key, current)
+            value, bad = number(raw)
+            if bad is not None or isinstance(raw, bool):
                 return Reason.INVALID_READING, f"{key} is not a finite number"
             bases.append(value)
         self.bn, self.bu = bn, bu
         self.bt, self.bv, self.bs = bases
+        self.device = bn.rstrip(_SEPARATORS)
         return None
 
     def _time(self, t: Any) -> int | tuple[str, str]:
@@ -228,7 +244,7 @@ class _Pack:
         if not self.bn:
             device, metric = name, ""
         else:
-            device, metric = self.bn.rstrip(_SEPARATORS), name
+            device, metric = self.device, name
         if not metric:
             metric = self.parser.metric_of_unit(unit) or ""
         elif metric not in self.resolver.source.fields:
