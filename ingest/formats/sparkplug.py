@@ -20,6 +20,7 @@ The identity is the message's own content -- group, edge node, device, message t
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -75,6 +76,21 @@ class _Node:
     """Messages left before another rebirth request; 0: none pending."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Msg:
+    """One message being parsed, with what it is about."""
+
+    p: Parsed
+    t: _Topic
+    device: str
+    m: Any
+    node: _Node
+    r: Resolver
+    now: int | None
+    stamp: int | str
+    """The payload timestamp, or a digest of the payload when it has none."""
+
+
 class Parser:
     """Parses Sparkplug B messages, holding each edge node's session state."""
 
@@ -120,19 +136,21 @@ class Parser:
             return parsed.refuse(Reason.TOO_MANY_READINGS, detail)
         if message.HasField("timestamp"):
             parsed.sent_at_us = _us(message.timestamp)
+            stamp: int | str = message.timestamp
+        else:  # mandatory in the specification; without it seq alone would repeat every 256
+            stamp = hashlib.blake2b(payload, digest_size=8).hexdigest()
         node = self._node(where)
         handler = _HANDLERS[where.type]
-        handler(self, parsed, where, device, message, node, resolver, received_us)
+        handler(self, _Msg(parsed, where, device, message, node, resolver, received_us, stamp))
         return parsed
 
     # message types
 
-    def _birth(
-        self, p: Parsed, t: _Topic, device: str, m: Any, node: _Node, r: Resolver, now: int | None
-    ) -> None:
+    def _birth(self, c: _Msg) -> None:
+        p, t, device, m, node, r, now = c.p, c.t, c.device, c.m, c.node, c.r, c.now
         bd_seq = _bd_seq(m)
         p.identity = identity(
-            "sparkplug", t.group, t.edge, t.device, t.type, bd_seq, m.seq, m.timestamp
+            "sparkplug", t.group, t.edge, t.device, t.type, bd_seq, m.seq, c.stamp
         )
         if t.type == "NBIRTH":
             node.bd_seq, node.aliases, node.rebirth_wait = bd_seq, {}, 0
@@ -149,24 +167,20 @@ class Parser:
                     p.refuse(FormatReason.UNSUPPORTED, f"over {MAX_ALIASES} aliases", metric.name)
                     continue
                 node.aliases[metric.alias] = (metric.name, metric.datatype)
-        self._readings(p, t, device, m, node, r, now)
+        self._readings(c)
 
-    def _data(
-        self, p: Parsed, t: _Topic, device: str, m: Any, node: _Node, r: Resolver, now: int | None
-    ) -> None:
-        p.identity = identity("sparkplug", t.group, t.edge, t.device, t.type, m.seq, m.timestamp)
+    def _data(self, c: _Msg) -> None:
+        p, t, m, node, now = c.p, c.t, c.m, c.node, c.now
+        p.identity = identity("sparkplug", t.group, t.edge, t.device, t.type, m.seq, c.stamp)
         if node.bd_seq is None:
             self._rebirth(p, t, node, now, "a node not seen born")
         self._sequence(p, t, m, node, now)
-        self._readings(p, t, device, m, node, r, now)
+        self._readings(c)
 
-    def _death(
-        self, p: Parsed, t: _Topic, device: str, m: Any, node: _Node, r: Resolver, now: int | None
-    ) -> None:
+    def _death(self, c: _Msg) -> None:
+        p, t, device, m, node, now = c.p, c.t, c.device, c.m, c.node, c.now
         if t.type == "DDEATH":
-            p.identity = identity(
-                "sparkplug", t.group, t.edge, t.device, t.type, m.seq, m.timestamp
-            )
+            p.identity = identity("sparkplug", t.group, t.edge, t.device, t.type, m.seq, c.stamp)
             self._sequence(p, t, m, node, now)
             p.status, p.status_device = "offline", device
             return
@@ -179,9 +193,8 @@ class Parser:
 
     # helpers
 
-    def _readings(
-        self, p: Parsed, t: _Topic, device: str, m: Any, node: _Node, r: Resolver, now: int | None
-    ) -> None:
+    def _readings(self, c: _Msg) -> None:
+        p, t, device, m, node, r, now = c.p, c.t, c.device, c.m, c.node, c.r, c.now
         by_time: dict[int, dict[str, float]] = {}
         unknown = False
         for metric in m.metrics:

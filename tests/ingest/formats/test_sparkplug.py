@@ -261,3 +261,15 @@ def test_parse_never_raises_on_any_sequence_of_messages(sequence: list[tuple[str
 @given(payload=st.binary(max_size=300), kind=st.sampled_from(["NBIRTH", "NDATA", "NDEATH"]))
 def test_parse_never_raises_on_junk(payload: bytes, kind: str) -> None:
     check_invariants(Parser().parse(topic(kind), payload), CATALOG_UNITS)
+
+
+def test_without_a_payload_timestamp_identity_falls_back_to_the_payload() -> None:
+    def untimed(seq: int, value: float) -> bytes:  # a payload without field 1
+        return _len(2, wire_metric("dim_pct", double_value=value)) + _key(3, 0) + _varint(seq)
+
+    parser = born()
+    a = parser.parse(topic("NDATA"), untimed(1, 10.0), T0 * 1000)
+    again = Parser().parse(topic("NDATA"), untimed(1, 10.0), T0 * 1000)
+    wrapped = parser.parse(topic("NDATA"), untimed(1, 11.0), T0 * 1000)  # seq 1, 256 later
+    assert a.identity == again.identity != wrapped.identity
+    assert a.readings[0].ts == T0  # the arrival time
