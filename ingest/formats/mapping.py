@@ -98,7 +98,7 @@ class Resolver:
 
     source: SourceMapping
     units: Mapping[str, str]
-    _cache: dict[str, Target | Refusal | None] = field(default_factory=dict)
+    _cache: dict[tuple[str, str | None], Target | Refusal | None] = field(default_factory=dict)
 
     def metrics(self, decoded: Any, prefix: str = "") -> tuple[dict[str, float], list[Refusal]]:
         """Catalog metrics from a decoded object (nested objects as ``a.b`` paths)."""
@@ -146,7 +146,7 @@ class Resolver:
 
     def target(self, name: str, unit: str | None = None) -> Target | Refusal | None:
         """Where field ``name`` goes: a target, a refusal, or None (ignored)."""
-        key = name if unit is None else f"{name}\x00{unit}"
+        key = (name, unit)
         if key not in self._cache:
             if len(self._cache) > 4 * MAX_FIELDS:
                 self._cache.clear()  # bounded: hostile senders may invent names
@@ -175,6 +175,8 @@ class Resolver:
 
 def number(raw: Any) -> tuple[float, tuple[str, str] | None]:
     """A field's value as a float, or (reason, detail) why it is not one."""
+    if type(raw) is float and math.isfinite(raw):  # the common case, first
+        return raw, None
     if isinstance(raw, bool):
         return float(raw), None
     if isinstance(raw, int | float):

@@ -167,6 +167,7 @@ class _Pack:
         self.bu: str | None = None
         self.bt, self.bv, self.bs = 0.0, 0.0, 0.0
         self.device = ""
+        self.valid_device = ""
         self.relative = False
         self.readings: dict[tuple[str, int], dict[str, float]] = {}
 
@@ -208,8 +209,9 @@ class _Pack:
         if isinstance(when, tuple):
             return when
         device, metric = self._names(name, unit)
-        if not valid_id(device):
+        if device != self.valid_device and not valid_id(device):
             return FormatReason.INVALID_ID, f"device id {device[:80]!r} does not fit the pattern"
+        self.valid_device = device
         return self._value(r, values, device, metric, unit, when, index)
 
     def _bases(self, r: dict[Any, Any]) -> tuple[str, str] | None:

@@ -11,7 +11,8 @@ specification makes a host application track: the ``bdSeq`` of the current sessi
 last ``seq`` (0-255, one per message from NBIRTH on) and the metric aliases learned from
 NBIRTH and DBIRTH. A DATA message with an alias it does not know, from a node it has not
 seen born, or out of sequence makes it reply an NCMD ``Node Control/Rebirth`` request
-(at most one per node until the node is born again, or every ``REBIRTH_EVERY`` messages).
+(one per node until the node is born again; if it is not, again after ``REBIRTH_EVERY``
+more messages that would have asked for one).
 
 The identity is the message's own content -- group, edge node, device, message type,
 ``seq``, payload timestamp (mandatory in the specification) and, for NBIRTH/NDEATH, the
@@ -47,7 +48,7 @@ MAX_NODES: Final = 10_000
 MAX_ALIASES: Final = 65_536
 """Per edge node, node and devices together."""
 REBIRTH_EVERY: Final = 100
-"""Messages after which an unanswered rebirth request is sent again."""
+"""Asking messages after which an unanswered rebirth request is sent again."""
 
 
 def subscriptions(*, prefix: str = "") -> list[str]:

@@ -217,3 +217,28 @@ def test_a_second_value_for_one_metric_device_and_time_is_refused() -> None:
     parsed = Parser().parse(JSON_TOPIC, json.dumps(pack).encode())
     assert parsed.readings[0].metrics == {"temperature_c": 3.0}
     assert [(r.reason, r.field) for r in parsed.refusals] == [(Reason.INVALID_READING, "record 1")]
+
+
+def test_hostile_values_bad_utf8_nan_and_huge() -> None:
+    parser = Parser()
+    bad_utf8 = b'[{"bn": "\xff\xfe:", "n": "dim_pct", "v": 1}]'
+    assert [r.reason for r in parser.parse(JSON_TOPIC, bad_utf8, NOW_US).refusals] == [
+        Reason.MALFORMED
+    ]
+    assert [r.reason for r in parser.parse(JSON_TOPIC, b'[{"v": NaN}]', NOW_US).refusals] == [
+        Reason.MALFORMED
+    ]  # not JSON
+    nan = as_cbor(
+        [
+            {"bn": "env-1:", "n": "temperature_c", "v": float("nan")},
+            {"n": "humidity_pct", "v": float("inf")},
+            {"n": "noise_dba", "v": 10**400},
+        ]
+    )
+    parsed = parser.parse(CBOR_TOPIC, nan, NOW_US)
+    assert parsed.readings == []
+    assert [r.reason for r in parsed.refusals] == [Reason.NOT_FINITE] * 3
+    big = b"[" + b",".join([b'{"n": "dim_pct", "v": 1}'] * 20_000) + b"]"
+    assert [r.reason for r in parser.parse(JSON_TOPIC, big, NOW_US).refusals] == [
+        Reason.TOO_MANY_READINGS
+    ]

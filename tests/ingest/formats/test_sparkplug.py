@@ -273,3 +273,16 @@ def test_without_a_payload_timestamp_identity_falls_back_to_the_payload() -> Non
     wrapped = parser.parse(topic("NDATA"), untimed(1, 11.0), T0 * 1000)  # seq 1, 256 later
     assert a.identity == again.identity != wrapped.identity
     assert a.readings[0].ts == T0  # the arrival time
+
+
+def test_an_unanswered_rebirth_request_is_sent_again_after_100_asking_messages() -> None:
+    parser = born()
+    replies = [
+        len(
+            parser.parse(
+                topic("NDATA"), ndata(seq % 256, wire_metric(alias=9, double_value=1))
+            ).replies
+        )
+        for seq in range(1, 103)
+    ]
+    assert replies[0] == 1 and replies[1:101] == [0] * 100 and replies[101] == 1
