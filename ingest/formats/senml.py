@@ -33,7 +33,7 @@ import msgspec
 from devices.contract import Reading
 from ingest.formats import FormatReason, Parsed, Refusal
 from ingest.formats.ids import identity, valid_id
-from ingest.formats.mapping import MappingFile, Resolver, number, resolvers
+from ingest.formats.mapping import MappingFile, Resolver, Target, number, resolvers
 from ingest.formats.units import CATALOG_UNITS, conversion
 from ingest.limits import Limits
 from ingest.reasons import Reason
@@ -46,6 +46,8 @@ _SEPARATORS: Final = ":/.-_"
 _BASES: Final = frozenset({"bn", "bt", "bu", "bv", "bs"})
 _VALUES: Final = ("v", "vs", "vb", "vd", "s")
 _KNOWN: Final = _BASES | frozenset({"bver", "n", "u", "t", "ut", *_VALUES})
+_PLAIN: Final = frozenset({"n", "u", "v", "t"})
+_BIG: Final = 1e300
 _CBOR_LABELS: Final = {
     -1: "bver", -2: "bn", -3: "bt", -4: "bu", -5: "bv", -6: "bs",
     0: "n", 1: "u", 2: "v", 3: "vs", 4: "vb", 5: "s", 6: "t", 7: "ut", 8: "vd",
@@ -178,6 +180,8 @@ class _Pack:
             if not isinstance(record, dict):
                 self._refuse(Reason.INVALID_READING, "a record is an object", index)
                 continue
+            if record.keys() <= _PLAIN and self._plain(record):
+                continue
             problem = self._record(record, index)
             if problem is not None:
                 self._refuse(problem[0], problem[1], index)
@@ -187,6 +191,38 @@ class _Pack:
             if metrics
         )
         return self.relative
+
+    def _plain(self, r: dict[Any, Any]) -> bool:
+        """The common record -- a number under a name, after a base name -- stored without
+        the general path's calls; False (nothing done) for anything else, refusals included."""
+        name, unit, t = r.get("n"), r.get("u", self.bu), r.get("t", 0)
+        v: Any = r.get("v")
+        if type(name) is not str or not name or not self.device:
+            return False
+        if (unit is not None and type(unit) is not str) or self.valid_device != self.device:
+            return False
+        if type(t) not in (int, float) or type(v) not in (int, float):
+            return False
+        if abs(t) > _BIG or abs(v) > _BIG:  # huge integers overflow float arithmetic
+            return False
+        seconds = self.bt + t
+        if seconds < RELATIVE_BELOW:
+            if self.received_us is None:
+                return False
+            self.relative = True
+            when = round(self.received_us / 1000 + seconds * 1000)
+        else:
+            when = round(seconds * 1000)
+        metric = name if name in self.resolver.source.fields else self.parser.stem(name, unit)
+        target = self.resolver.target(metric, unit)
+        if not isinstance(target, Target):
+            return False
+        metrics = self.readings.setdefault((self.device, when), {})
+        value = (v + self.bv) * target.scale + target.offset
+        if target.metric in metrics or not math.isfinite(value):
+            return False
+        metrics[target.metric] = value
+        return True
 
     def _record(self, r: dict[Any, Any], index: int) -> tuple[str, str] | None:
         keys = r.keys()

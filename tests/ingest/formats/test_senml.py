@@ -242,3 +242,42 @@ def test_hostile_values_bad_utf8_nan_and_huge() -> None:
     assert [r.reason for r in parser.parse(JSON_TOPIC, big, NOW_US).refusals] == [
         Reason.TOO_MANY_READINGS
     ]
+
+
+plain_records = st.fixed_dictionaries(
+    {"n": st.sampled_from(["temperature", "temperature_c", "current", "noise", ""])},
+    optional={
+        "u": st.sampled_from(["Cel", "K", "A", "V", "lx"]) | st.none(),
+        "v": st.integers(-(2**70), 2**70) | st.floats() | st.booleans() | st.none(),
+        "t": st.integers(-100, 100) | st.floats(-1e9, 2e9),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    head=st.fixed_dictionaries(
+        {
+            "bn": st.sampled_from(["env-1:", "", "a b:"]),
+            "bt": st.floats(0, 2e9),
+            "bv": st.floats(-10, 10),
+        }
+    ),
+    records=st.lists(plain_records, max_size=8),
+    now=st.none() | st.just(NOW_US),
+)
+def test_the_plain_record_fast_path_parses_as_the_general_path(
+    head: dict, records: list[dict], now: int | None
+) -> None:
+    import ingest.formats.senml as module
+
+    payload = dumps([head, *records])
+    fast = Parser().parse(JSON_TOPIC, payload, now)
+    plain, module._PLAIN = module._PLAIN, frozenset({"-"})
+    try:
+        general = Parser().parse(JSON_TOPIC, payload, now)
+    finally:
+        module._PLAIN = plain
+    assert fast.readings == general.readings
+    assert fast.refusals == general.refusals
+    assert fast.identity == general.identity
