@@ -158,6 +158,8 @@ class Parser:
             node.seq = m.seq if m.HasField("seq") else 0
             p.status = "online"
         else:
+            if node.bd_seq is None:
+                self._rebirth(p, t, node, now, "a device birth from a node not seen born")
             self._sequence(p, t, m, node, now)
             p.status, p.status_device = "online", device
             if r.source.kind is not None:
@@ -186,7 +188,7 @@ class Parser:
             p.status, p.status_device = "offline", device
             return
         bd_seq = _bd_seq(m)
-        p.identity = identity("sparkplug", t.group, t.edge, None, t.type, bd_seq)
+        p.identity = identity("sparkplug", t.group, t.edge, None, t.type, bd_seq, c.stamp)
         if node.bd_seq is not None and bd_seq is not None and bd_seq != node.bd_seq:
             return  # the will of an earlier session: the node is already born again
         node.bd_seq, node.seq, node.aliases = None, None, {}

@@ -286,3 +286,11 @@ def test_an_unanswered_rebirth_request_is_sent_again_after_100_asking_messages()
         for seq in range(1, 103)
     ]
     assert replies[0] == 1 and replies[1:101] == [0] * 100 and replies[101] == 1
+
+
+def test_a_device_birth_from_a_node_not_seen_born_asks_for_a_rebirth() -> None:
+    birth = wire_payload(T0, 1, wire_metric("noise_dba", alias=20, datatype=DataType.FLOAT,
+                                            double_value=55.0))  # fmt: skip
+    parsed = Parser().parse(topic("DBIRTH", "meter-7"), birth)
+    assert len(parsed.replies) == 1 and parsed.status == "online"
+    assert parsed.readings[0].metrics == {"noise_dba": 55.0}
