@@ -23,6 +23,7 @@ two messages (so a copy delivered again after an ingester crash cannot be recogn
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from typing import Any, Final
@@ -103,7 +104,7 @@ class Parser:
         resolver = self._resolvers.get(gateway)
         parsed.gateway_id = resolver.source.gateway or gateway
         relative = _Pack(self, resolver, parsed, received_us).run(pack, binary)
-        parts = ("senml", parsed.gateway_id, payload.hex())
+        parts = ("senml", parsed.gateway_id, hashlib.blake2b(payload, digest_size=16).hexdigest())
         parsed.identity = identity(*parts, received_us) if relative else identity(*parts)
         return parsed
 
