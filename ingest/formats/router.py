@@ -7,7 +7,7 @@ decoder. Formats are enabled by name (a setting).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 
 from ingest.formats import Parser, chirpstack, senml, sparkplug, tts
@@ -32,16 +32,20 @@ class Router:
         enabled: Iterable[str],
         *,
         mapping: MappingFile | None = None,
+        units: Mapping[str, str] | None = None,
         limits: Limits | None = None,
         prefix: str = "",
     ) -> None:
+        """``units``: catalog metric name -> unit of the catalog in force (default: the
+        shipped one); build a new Router when the catalog changes."""
         names = list(dict.fromkeys(enabled))
         unknown = sorted(set(names) - set(FORMATS))
         if unknown:
             raise ValueError(f"unknown payload formats {unknown}; known: {sorted(FORMATS)}")
         self._prefix = prefix
         self._parsers: dict[str, Parser] = {
-            name: FORMATS[name][0](mapping=mapping, limits=limits, prefix=prefix) for name in names
+            name: FORMATS[name][0](mapping=mapping, units=units, limits=limits, prefix=prefix)
+            for name in names
         }
         self._filters = [f for name in names for f in FORMATS[name][1](prefix=prefix)]
 

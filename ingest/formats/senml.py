@@ -10,7 +10,8 @@ the unit the record's or the base unit. Then:
 - the metric is the record's own name: a mapping rule, a catalog metric of that name, or
   the one catalog metric named ``{name}_...`` whose unit the record's converts to (so
   ``voltage`` in ``V`` is ``voltage_v``); with no name, the one catalog metric in the
-  record's unit (``Cel`` is ``temperature_c``);
+  record's unit, or of several the generic one whose name the others end with (``Cel`` is
+  ``temperature_c``, not ``air_temperature_c``);
 - a unit that does not convert to the catalog metric's unit is refused (``bad_unit``);
 - ``vb`` is stored as 0/1, ``s`` (sum) where there is no ``v``; ``vs`` and ``vd`` are
   refused as unsupported. Records at the same device and time form one reading.
@@ -109,14 +110,18 @@ class Parser:
         return parsed
 
     def metric_of_unit(self, unit: str | None) -> str | None:
-        """The one catalog metric in ``unit`` (after conversion), or None."""
+        """The catalog metric a record in ``unit`` without a name is: the only one in that
+        unit (after conversion), or the generic one of several; else None."""
         if unit is None:
             return None
         if unit not in self._by_unit:
             if len(self._by_unit) > 1024:
                 self._by_unit.clear()
             found = [m for m, u in self._units.items() if conversion(unit, u) is not None]
-            self._by_unit[unit] = found[0] if len(found) == 1 else None
+            # several: the generic one, whose name the others end with (temperature_c
+            # before air_temperature_c and bin_temperature_c), if there is exactly one
+            generic = [m for m in found if all(o == m or o.endswith(f"_{m}") for o in found)]
+            self._by_unit[unit] = generic[0] if len(generic) == 1 else None
         return self._by_unit[unit]
 
     def stem(self, name: str, unit: str | None) -> str:

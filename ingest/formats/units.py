@@ -31,6 +31,9 @@ _SPELLINGS: Final[Mapping[str, str]] = MappingProxyType(
         "dBA": "dB(A)",
         "/": "1",
         "count": "1",
+        "m3/s": "m³/s",
+        "W/m2": "W/m²",
+        "deg": "°",
     }
 )
 """Other names of a catalog unit."""
@@ -38,7 +41,10 @@ _SPELLINGS: Final[Mapping[str, str]] = MappingProxyType(
 _FACTORS: Final[Mapping[tuple[str, str], Linear]] = MappingProxyType(
     {
         ("kW", "W"): (1e3, 0.0),
+        ("W", "kW"): (1e-3, 0.0),
         ("kWh", "Wh"): (1e3, 0.0),
+        ("Wh", "kWh"): (1e-3, 0.0),
+        ("kJ", "kWh"): (1 / 3600, 0.0),
         ("J", "Wh"): (1 / 3600, 0.0),
         ("mV", "V"): (1e-3, 0.0),
         ("mA", "A"): (1e-3, 0.0),
@@ -50,6 +56,11 @@ _FACTORS: Final[Mapping[tuple[str, str], Linear]] = MappingProxyType(
         ("mbar", "hPa"): (1.0, 0.0),
         ("ppm", "ppb"): (1e3, 0.0),
         ("m/s", "km/h"): (3.6, 0.0),
+        ("km/h", "m/s"): (1 / 3.6, 0.0),
+        ("mm", "m"): (1e-3, 0.0),
+        ("cm", "m"): (1e-2, 0.0),
+        ("m", "mm"): (1e3, 0.0),
+        ("cm", "mm"): (10.0, 0.0),
         ("/", "%"): (100.0, 0.0),
         ("kg/m3", "µg/m³"): (1e9, 0.0),
     }

@@ -81,3 +81,12 @@ def test_router_picks_the_parser_by_topic_and_lists_the_filters() -> None:
     assert Router(["senml"]).parser_for("application/a/device/b/event/up") is None
     with pytest.raises(ValueError, match="unknown payload formats"):
         Router(["opcua"])
+
+
+def test_conversions_of_the_newer_catalogs_units() -> None:
+    for unit, catalog_unit, value, expected in [
+        ("W", "kW", 1500, 1.5), ("Wh", "kWh", 250, 0.25), ("km/h", "m/s", 36, 10),
+        ("mm", "m", 250, 0.25), ("m3/s", "m³/s", 2, 2), ("W/m2", "W/m²", 3, 3),
+    ]:  # fmt: skip
+        scale, offset = conversion(unit, catalog_unit) or (float("nan"), 0)
+        assert round(value * scale + offset, 9) == expected, unit

@@ -281,3 +281,12 @@ def test_the_plain_record_fast_path_parses_as_the_general_path(
     assert fast.readings == general.readings
     assert fast.refusals == general.refusals
     assert fast.identity == general.identity
+
+
+def test_a_nameless_record_is_the_generic_metric_of_its_unit_or_refused() -> None:
+    units = {**CATALOG_UNITS, "air_temperature_c": "°C", "bin_temperature_c": "°C"}
+    parsed = Parser(units=units).parse(JSON_TOPIC, example("single"), NOW_US)
+    assert parsed.readings[0].metrics == {"temperature_c": 23.1}
+    pct = [{"n": DEVICE, "u": "%", "v": 5}]  # dim_pct, humidity_pct, occupancy_pct...
+    refused = Parser(units=units).parse(JSON_TOPIC, json.dumps(pct).encode(), NOW_US)
+    assert [r.reason for r in refused.refusals] == [FormatReason.UNMAPPED_FIELD]
