@@ -22,6 +22,7 @@ The identity is the message's own content -- group, edge node, device, message t
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,19 @@ MAX_ALIASES: Final = 65_536
 """Per edge node, node and devices together."""
 REBIRTH_EVERY: Final = 100
 """Asking messages after which an unanswered rebirth request is sent again."""
+
+
+def host_state(
+    host_id: str, *, online: bool, timestamp_ms: int, prefix: str = ""
+) -> tuple[str, bytes]:
+    """The Sparkplug 3.0 host application STATE message (publish retained, QoS 1).
+
+    An edge node configured with a primary host waits for ``online`` before its NBIRTH; the
+    ingester publishes it on connecting, and registers the ``offline`` one (same
+    timestamp) as its MQTT will.
+    """
+    body = json.dumps({"online": online, "timestamp": timestamp_ms}, separators=(",", ":"))
+    return f"{prefix}{NAMESPACE}/STATE/{host_id}", body.encode()
 
 
 def subscriptions(*, prefix: str = "") -> list[str]:

@@ -294,3 +294,13 @@ def test_a_device_birth_from_a_node_not_seen_born_asks_for_a_rebirth() -> None:
     parsed = Parser().parse(topic("DBIRTH", "meter-7"), birth)
     assert len(parsed.replies) == 1 and parsed.status == "online"
     assert parsed.readings[0].metrics == {"noise_dba": 55.0}
+
+
+def test_host_state_message() -> None:
+    import json
+
+    from ingest.formats.sparkplug import host_state
+
+    topic_name, body = host_state("citytel", online=True, timestamp_ms=T0, prefix="p/")
+    assert topic_name == "p/spBv1.0/STATE/citytel"
+    assert json.loads(body) == {"online": True, "timestamp": T0}
