@@ -13,8 +13,8 @@ the unit the record's or the base unit. Then:
   record's unit, or of several the generic one whose name the others end with (``Cel`` is
   ``temperature_c``, not ``air_temperature_c``);
 - a unit that does not convert to the catalog metric's unit is refused (``bad_unit``);
-- ``vb`` is stored as 0/1, ``s`` (sum) where there is no ``v``; ``vs`` and ``vd`` are
-  refused as unsupported. Records at the same device and time form one reading.
+- ``vb`` is stored as 0/1, ``s`` (sum) where there is no ``v`` (beside one it is refused);
+  ``vs`` and ``vd`` are refused as unsupported, as is a record with two value fields. Records at the same device and time form one reading.
 
 The identity is a hash of the gateway and the payload when every time in the pack is
 absolute, so that a copy delivered again is the same message; when a pack has relative
@@ -244,6 +244,10 @@ class _Pack:
         if not values:
             return None if not keys.isdisjoint(_BASES) else (
                 Reason.INVALID_READING, "a record without a value")  # fmt: skip
+        if len([k for k in values if k != "s"]) > 1:
+            return Reason.INVALID_READING, f"more than one value field: {values}"
+        if "s" in values and len(values) > 1:
+            self._refuse(FormatReason.UNSUPPORTED, "a sum beside a value is not stored", index)
         name, unit, t = r.get("n", ""), r.get("u", self.bu), r.get("t", 0)
         if not isinstance(name, str) or not (unit is None or isinstance(unit, str)):
             return Reason.INVALID_READING, "n and u are strings"

@@ -290,3 +290,16 @@ def test_a_nameless_record_is_the_generic_metric_of_its_unit_or_refused() -> Non
     pct = [{"n": DEVICE, "u": "%", "v": 5}]  # dim_pct, humidity_pct, occupancy_pct...
     refused = Parser(units=units).parse(JSON_TOPIC, json.dumps(pct).encode(), NOW_US)
     assert [r.reason for r in refused.refusals] == [FormatReason.UNMAPPED_FIELD]
+
+
+def test_one_value_field_per_record_and_a_sum_beside_a_value_is_refused() -> None:
+    pack = [
+        {"bn": "m-1:", "bt": 1.7e9, "n": "energy_wh", "v": 5, "s": 10},
+        {"n": "dim_pct", "v": 5, "vb": True},
+    ]
+    parsed = Parser().parse(JSON_TOPIC, json.dumps(pack).encode())
+    assert parsed.readings[0].metrics == {"energy_wh": 5.0}
+    assert [(r.reason, r.field) for r in parsed.refusals] == [
+        (FormatReason.UNSUPPORTED, "record 0"),
+        (Reason.INVALID_READING, "record 1"),
+    ]
