@@ -14,7 +14,8 @@ the unit the record's or the base unit. Then:
   ``temperature_c``, not ``air_temperature_c``);
 - a unit that does not convert to the catalog metric's unit is refused (``bad_unit``);
 - ``vb`` is stored as 0/1, ``s`` (sum) where there is no ``v`` (beside one it is refused);
-  ``vs`` and ``vd`` are refused as unsupported, as is a record with two value fields. Records at the same device and time form one reading.
+  ``vs`` and ``vd`` are refused as unsupported, as is a record with two value fields.
+  Records at the same device and time form one reading.
 
 The identity is a hash of the gateway and the payload when every time in the pack is
 absolute, so that a copy delivered again is the same message; when a pack has relative
