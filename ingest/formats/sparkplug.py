@@ -227,7 +227,9 @@ class Parser:
                     unknown = True
                     continue
                 name, datatype = known[0], datatype or known[1]
-            if not name or name == BDSEQ or name.startswith(_CONTROL) or metric.is_null:
+            if not name or name == BDSEQ or name.startswith(_CONTROL):
+                continue
+            if metric.is_null or metric.is_transient:  # no value; not to be historized
                 continue
             value = _value(metric, datatype)
             if isinstance(value, Refusal):

@@ -304,3 +304,13 @@ def test_host_state_message() -> None:
     topic_name, body = host_state("citytel", online=True, timestamp_ms=T0, prefix="p/")
     assert topic_name == "p/spBv1.0/STATE/citytel"
     assert json.loads(body) == {"online": True, "timestamp": T0}
+
+
+def test_null_and_transient_metrics_are_not_stored() -> None:
+    transient = wire_metric("dim_pct", double_value=5.0) + _key(6, 0) + _varint(1)
+    null = wire_metric("power_w", datatype=DataType.DOUBLE) + _key(7, 0) + _varint(1)
+    parsed = born().parse(
+        topic("NDATA"), ndata(1, transient, null, wire_metric("noise_dba", double_value=40.0))
+    )
+    assert parsed.refusals == []
+    assert [r.metrics for r in parsed.readings] == [{"noise_dba": 40.0}]
