@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from typing import Any
 
 from hypothesis import strategies as st
@@ -59,6 +60,8 @@ def check_invariants(parsed: Any, units: Any) -> None:
     assert parsed.gateway_id is None or valid_id(parsed.gateway_id)
     for reading in parsed.readings:
         assert valid_id(reading.device_id)
+        assert type(reading.ts) is int or isinstance(reading.ts, datetime)
+        assert isinstance(reading.ts, int) or reading.ts.tzinfo is not None
         assert all(name in units and math.isfinite(v) for name, v in reading.metrics.items())
     for refusal in parsed.refusals:
         assert isinstance(refusal.reason, str) and isinstance(refusal.detail, str)
