@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     max_attempts: int = _I.max_attempts
     """Failures of one batch, with the database answering, before it is refused."""
     allowed_lateness_s: float = _I.allowed_lateness_s
+    formats: str = ""
+    """Other vendors' formats to read, comma-separated: chirpstack,tts,sparkplug,senml."""
+    format_mapping: str | None = _I.format_mapping
+    """A TOML file mapping those formats' fields to catalog metrics (docs/contract.md)."""
     detect: bool = _I.detect
     unknown_devices: Literal["claim", "refuse"] = _I.unknown_devices
     """A device never registered: claimed by the first gateway that reports it, or refused."""
@@ -113,6 +117,8 @@ class Settings(BaseSettings):
             max_attempts=self.max_attempts,
             allowed_lateness_s=self.allowed_lateness_s,
             detect=self.detect,
+            formats=tuple(f.strip() for f in self.formats.split(",") if f.strip()),
+            format_mapping=self.format_mapping,
             unknown_devices=self.unknown_devices,
             timezone=self.timezone,
         )

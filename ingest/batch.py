@@ -25,11 +25,14 @@ from devices.contract import (
     TELEMETRY,
     TELEMETRY_MSGPACK,
     DeviceInfo,
+    Telemetry,
     Timestamp,
     parse_topic,
 )
 from devices.tables import TABLES, Tables, kind_name
 from ingest.decode import Decoder, Rejection
+from ingest.formats import Parsed
+from ingest.formats.router import Router
 from ingest.limits import Limits
 from ingest.reasons import Reason
 
@@ -79,6 +82,8 @@ class BatchBuilder:
     prefix: str = ""
     tables: Tables = TABLES
     """The catalog version the batch is checked against."""
+    formats: Router | None = None
+    """Parsers of other vendors' formats, by topic (None: contract v1 only)."""
     _b: _Parts = field(default_factory=lambda: _Parts())
     _seen: dict[tuple[str, int], int] = field(default_factory=dict)
     """Digest by message identity, of the messages taken so far."""
@@ -87,6 +92,10 @@ class BatchBuilder:
         """Take one delivery; input that cannot be stored becomes a dead letter."""
         b = self._b
         b.deliveries += 1
+        parser = self.formats.parser_for(topic) if self.formats is not None else None
+        if parser is not None:
+            self._foreign(topic, parser.parse(topic, payload, received_us), payload, received_us)
+            return
         parsed = parse_topic(topic, prefix=self.prefix)
         if parsed is None:
             detail = "not a gateway contract v1 topic (unknown channel or invalid gateway id)"
@@ -109,6 +118,30 @@ class BatchBuilder:
             devices, rejections = self.decoder.announcement(gateway_id, payload)
             b.announced.extend(Announced(gateway_id, d, topic, received_us) for d in devices)
             self._dead_all(topic, received_us, rejections, gateway_id)
+
+    def _foreign(self, topic: str, parsed: Parsed, payload: bytes, received_us: int) -> None:
+        """Take a message of another vendor's format, as its parser turned it into ours."""
+        b = self._b
+        gateway_id = parsed.gateway_id
+        kept = payload[: self.limits.dead_letter_payload_bytes]
+        rejections = [  # the payload kept once, with the first refusal
+            Rejection(r.reason, r.detail if r.field is None else f"{r.field}: {r.detail}",
+                      kept if i == 0 else b"")
+            for i, r in enumerate(parsed.refusals)
+        ]  # fmt: skip
+        b.replies.extend(parsed.replies)
+        if gateway_id is None:
+            self._dead_all(topic, received_us, rejections)
+            return
+        b.announced.extend(Announced(gateway_id, d, topic, received_us) for d in parsed.devices)
+        if parsed.status is not None and parsed.status_device is None:
+            b.statuses[gateway_id] = (parsed.status, received_us)
+        if parsed.identity is None or not parsed.readings:
+            self._dead_all(topic, received_us, rejections, gateway_id)
+            return
+        sent = None if parsed.sent_at_us is None else parsed.sent_at_us // 1000
+        message = Telemetry(gateway_id, parsed.identity, parsed.readings, sent)
+        self._message(topic, gateway_id, message, payload, received_us, rejections)
 
     def finish(self) -> Batch:
         """The batch collected so far, immutable; the builder starts afresh."""
@@ -135,16 +168,29 @@ class BatchBuilder:
             announced=b.announced,
             statuses=b.statuses,
             dead_letters=b.dead_letters,
+            replies=b.replies,
         )
 
     def _telemetry(
         self, topic: str, gateway_id: str, payload: bytes, received_us: int, binary: bool
     ) -> None:
-        b = self._b
         message, rejections = self.decoder.telemetry(gateway_id, payload, binary=binary)
         if message is None:
             self._dead_all(topic, received_us, rejections, gateway_id)
             return
+        self._message(topic, gateway_id, message, payload, received_us, rejections)
+
+    def _message(
+        self,
+        topic: str,
+        gateway_id: str,
+        message: Telemetry,
+        payload: bytes,
+        received_us: int,
+        rejections: list[Rejection],
+    ) -> None:
+        """Take one decoded telemetry message (of contract v1 or of another format)."""
+        b = self._b
         identity, content = (gateway_id, message.seq), digest(payload)
         first = self._seen.get(identity)
         if first is not None:  # delivered twice within this batch: store it once
@@ -235,6 +281,7 @@ class _Parts:
     announced: list[Announced] = field(default_factory=list)
     statuses: dict[str, tuple[str, int]] = field(default_factory=dict)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
+    replies: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +313,8 @@ class Batch:
     announced: Sequence[Announced]
     statuses: Mapping[str, tuple[str, int]]
     dead_letters: Sequence[DeadLetterRow]
+    replies: Sequence[tuple[str, bytes]] = ()
+    """Messages to publish once the batch is committed (a Sparkplug rebirth request)."""
 
     @property
     def gateway_ids(self) -> set[str]:
@@ -518,7 +567,7 @@ def _capped(rejections: list[Rejection], cap: int) -> list[Rejection]:
     """At most ``cap`` rejections of one delivery, then one that counts the rest."""
     if len(rejections) <= cap:
         return rejections
-    rest = Counter(r.reason.value for r in rejections[cap:])
+    rest = Counter(str(r.reason) for r in rejections[cap:])
     detail = f"{len(rejections) - cap} more refusals in this message: {dict(rest)}"
     return [*rejections[:cap], Rejection(Reason.DEAD_LETTERS_CAPPED, detail, b"")]
 

@@ -56,6 +56,13 @@ class IngesterConfig:
     unknown_devices: Literal["claim", "refuse"] = "claim"
     """A device never registered: the first gateway that reports it claims it, or its
     readings are refused (``unknown_device``)."""
+    formats: tuple[str, ...] = ()
+    """Other vendors' formats to read besides contract v1: chirpstack, tts, sparkplug,
+    senml (docs/contract.md)."""
+    format_mapping: str | None = None
+    """A TOML file mapping those formats' fields to catalog metrics (docs/contract.md)."""
+    sparkplug_host_id: str = "citytel"
+    """The Sparkplug host application id whose STATE the ingester publishes."""
     detect: bool = True
     timezone: str = "UTC"
     """The city's time zone (IANA name): the hours of the detectors' daily baselines."""

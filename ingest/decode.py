@@ -33,7 +33,7 @@ _DECODE_ERRORS = (msgspec.DecodeError, RecursionError, ValueError, UnicodeDecode
 class Rejection:
     """Part of a payload that cannot be stored, and why."""
 
-    reason: Reason
+    reason: str  # a Reason, or a FormatReason of another vendor's format
     detail: str
     payload: bytes
 

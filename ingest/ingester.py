@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import numpy as np
 import psycopg
@@ -31,6 +31,9 @@ from ingest.batch import Batch, BatchBuilder, Columns
 from ingest.config import Broker, IngesterConfig
 from ingest.decode import Decoder
 from ingest.detect import Detection
+from ingest.formats.mapping import load_mapping
+from ingest.formats.router import Router
+from ingest.formats.sparkplug import host_state
 from ingest.mqtt import Delivery, Subscription
 from ingest.reasons import Reason
 from ingest.stats import IngestStats
@@ -54,7 +57,12 @@ class Ingester:
         self, *, database_url: str, broker: Broker, config: IngesterConfig | None = None
     ) -> None:
         c = config or IngesterConfig()
+        self._config = c
+        self._formats = self._router(TABLES) if c.formats else None
         topics = subscriptions(prefix=c.topic_prefix)
+        if self._formats is not None:  # those under our own root are subscribed already
+            ours = topics[0].removesuffix("#")
+            topics += [f for f in self._formats.subscriptions() if not f.startswith(ours)]
         if c.share_group:
             topics = [f"$share/{c.share_group}/{t}" for t in topics]
         self._database_url = database_url
@@ -75,6 +83,7 @@ class Ingester:
             receive_maximum=c.receive_maximum,
             max_held_bytes=c.max_held_bytes,
             wake_at=min(c.batch_max_messages, c.receive_maximum // 2),
+            **self._sparkplug_state(c),
         )
         self._registry = Registry()
         self._aggregator = Aggregator(widths_s=c.rollup_widths_s, lateness_s=c.allowed_lateness_s)
@@ -95,6 +104,25 @@ class Ingester:
         self._holding = 0
         self.stats = IngestStats()
         self.mode: Mode | None = None
+
+    def _router(self, tables: Tables) -> Router:
+        c = self._config
+        mapping = load_mapping(c.format_mapping) if c.format_mapping else None
+        units = {name: tables.metric_units[i] for name, i in tables.metric_ids.items()}
+        return Router(
+            c.formats, mapping=mapping, units=units, limits=c.limits, prefix=c.topic_prefix
+        )
+
+    @staticmethod
+    def _sparkplug_state(c: IngesterConfig) -> dict[str, Any]:
+        """The host application's STATE: online on every connection, offline as the will."""
+        if "sparkplug" not in c.formats:
+            return {}
+        now_ms = time.time_ns() // 1_000_000
+        host, prefix = c.sparkplug_host_id, c.topic_prefix
+        online = host_state(host, online=True, timestamp_ms=now_ms, prefix=prefix)
+        offline = host_state(host, online=False, timestamp_ms=now_ms, prefix=prefix)
+        return {"will": offline, "on_connect": (online,)}
 
     async def __aenter__(self) -> Self:
         """Connect, warm the kernels, restore the detectors, subscribe, start the loop.
@@ -251,7 +279,9 @@ class Ingester:
             return
 
     def _batch(self, deliveries: list[Delivery]) -> Batch:
-        builder = BatchBuilder(self._decoder, self._limits, self._prefix, self._tables)
+        builder = BatchBuilder(
+            self._decoder, self._limits, self._prefix, self._tables, self._formats
+        )
         add = builder.add
         for d in deliveries:
             add(d.topic, d.payload, d.received_us, d.retain)
@@ -306,6 +336,8 @@ class Ingester:
         self.stats.late_values = aggregator.late
         if batch.statuses:
             await registry.set_status(conn, dict(batch.statuses))
+        for reply_topic, reply in batch.replies:  # committed: now ask for what we miss
+            self._subscription.publish(reply_topic, reply)
         await self._detect(conn, columns, result.stored)
         return result
 
@@ -371,6 +403,8 @@ class Ingester:
             return
         self._tables = Tables.of(catalog)
         self._decoder = Decoder(limits=self._limits, kinds=self._tables.kinds)
+        if self._formats is not None:  # units of the new version (Sparkplug nodes rebirth)
+            self._formats = self._router(self._tables)
         self.stats.catalog_version = catalog.version
         log.info(
             "catalog version %d in force: %d kinds, %d metrics",

@@ -98,7 +98,11 @@ class Subscription:
         max_held_bytes: int = 256 << 20,
         wake_at: int = 1_000,
         connect_timeout_s: float = 30.0,
+        will: tuple[str, bytes] | None = None,
+        on_connect: tuple[tuple[str, bytes], ...] = (),
     ) -> None:
+        """``will`` is published (retained) by the broker if we vanish; ``on_connect``
+        messages (retained) on every connection, e.g. a Sparkplug host's STATE."""
         self._broker = broker
         self._topics = topics
         self._wake_at = wake_at
@@ -118,8 +122,11 @@ class Subscription:
         self.sessions_lost = 0
         """Reconnects on which the broker had no session for us: its queue was gone."""
         check_gmqtt_hook()
+        self._on_connect_messages = on_connect
+        will_message = gmqtt.Message(will[0], will[1], qos=1, retain=True) if will else None
         self._client = gmqtt.Client(
             client_id,
+            will_message=will_message,
             clean_session=False,
             optimistic_acknowledgement=True,  # QoS 0 only: QoS 1 goes through the hook
             session_expiry_interval=session_expiry_s,
@@ -214,6 +221,11 @@ class Subscription:
         if self._paused and connection is not None and hasattr(connection, "_last_data_in"):
             connection._last_data_in = time.monotonic()
 
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Publish one message at QoS 0 (a request to a gateway, such as a rebirth)."""
+        if self.connected:
+            self._client.publish(topic, payload, qos=0)
+
     def release(self, deliveries: list[Delivery]) -> None:
         """Forget deliveries that were handled (acked or not): their bytes free room."""
         self.held_bytes -= sum(len(d.payload) for d in deliveries)
@@ -276,6 +288,8 @@ class Subscription:
                 )
         for t in self._topics:
             client.subscribe(t, qos=1)
+        for t, payload in self._on_connect_messages:
+            client.publish(t, payload, qos=1, retain=True)
         log.info("MQTT connected to %s:%d", self._broker.host, self._broker.port)
 
     def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
