@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     batch_max_wait_s: float = 0.1
     receive_maximum: int = 20_000
     session_expiry_s: int = 7 * 86_400
+    detect: bool = True
+    """Run the anomaly detectors in the ingester (off: values and rollups only)."""
+    stop_timeout_s: float = 30.0
+    """After SIGTERM/SIGINT, how long the parts may take to stop in order before what is
+    still stopping is abandoned (messages in hand stay unacknowledged: the broker resends)."""
     timezone: str = "UTC"
     """The city's time zone (IANA name): the hours of the detectors' daily baselines."""
 

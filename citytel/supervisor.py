@@ -1,19 +1,42 @@
-"""``citytel up``: local servers (unless configured), migrations, ingester, API, simulator."""
+"""Runs citytel's parts as one service: ``citytel up``, ``ingest`` and ``api``.
+
+Every part is an async context manager entered on an ``AsyncExitStack`` in start-up order
+(servers, API, ingester, simulator) and left in the reverse order; while they run, one
+``asyncio.TaskGroup`` watches them all. A part that ends on its own is a failure: the
+group stops, the others are stopped in order and the command exits non-zero with the
+cause logged. SIGTERM (how systemd, Docker and Kubernetes stop a service) and SIGINT
+(Ctrl-C) cancel the main task instead, which stops everything in the same order:
+
+1. the simulator stops publishing;
+2. the ingester stops taking messages, finishes the batch in hand within its grace
+   (else leaves it unacknowledged, for the broker to send again), writes its open
+   windows and checkpoints its detectors (``Ingester.__aexit__``);
+3. the API stops accepting connections and finishes the requests in hand;
+4. the local Mosquitto and PostgreSQL stop.
+
+If the parts are not stopped ``stop_timeout_s`` after the signal (or on a second signal),
+whatever is still waiting is cancelled, and the local servers are stopped all the same.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import AsyncIterator, Iterator
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from api.app import create_app
 from api.deps import Limits
-from citytel.local import LocalMosquitto, LocalPostgres
+from citytel import status
+from citytel.errors import CitytelError, ServerError
+from citytel.local import LocalMosquitto, LocalPostgres, Ports
 from citytel.settings import Settings, broker_from_url
 from ingest.ingester import Ingester
 from simulators.city import build_city
@@ -23,6 +46,109 @@ from storage.migrate import upgrade
 
 log = logging.getLogger("citytel")
 
+Watch = Callable[[], Awaitable[None]]
+"""Returns (or raises) only when its part has stopped by itself."""
+
+
+class PartStopped(CitytelError):
+    """A part of the service ended although nobody asked it to."""
+
+
+# -- running until a signal ----------------------------------------------------------
+
+
+def run(main: Coroutine[Any, Any, None], *, stop_timeout_s: float) -> int:
+    """Run ``main`` until it ends or SIGTERM/SIGINT stops it; the exit code.
+
+    0 when it ended or was stopped by a signal, 1 when it failed (the cause is logged).
+    """
+    return asyncio.run(_until_signalled(main, stop_timeout_s))
+
+
+def _stop_signals() -> list[signal.Signals]:
+    # A shell starts background jobs with SIGINT ignored: keep ignoring it there (SIGTERM
+    # still stops us), as programs are expected to.
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    return [signal.SIGTERM] if ignored else [signal.SIGTERM, signal.SIGINT]
+
+
+async def _until_signalled(main: Coroutine[Any, Any, None], stop_timeout_s: float) -> int:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[signal.Signals] = []
+    timers: list[asyncio.TimerHandle] = []
+
+    def abandon(why: str) -> None:
+        log.error("%s: abandoning what is still stopping", why)
+        task.cancel()
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        if len(received) > 1:
+            abandon(f"{sig.name} again")
+            return
+        log.info("%s received: stopping (within %g s)", sig.name, stop_timeout_s)
+        why = f"not stopped within {stop_timeout_s:g} s"
+        timers.append(loop.call_later(stop_timeout_s, abandon, why))
+        task.cancel()
+
+    signals = _stop_signals()
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await main
+    except asyncio.CancelledError:
+        if not received:
+            raise
+    except CitytelError as exc:
+        log.error("%s", exc)
+        return 1
+    except BaseExceptionGroup as group:
+        failures, bugs = group.split(CitytelError)
+        if bugs is not None or failures is None:
+            raise
+        for leaf in _leaves(failures):
+            log.error("%s", leaf)
+        return 1
+    finally:
+        for timer in timers:
+            timer.cancel()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    if received:
+        task.uncancel()
+        log.info("stopped")
+    return 0
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+async def supervise(watches: dict[str, Watch]) -> None:
+    """Until one of the parts stops by itself: then raise why (a ``CitytelError``)."""
+
+    async def watch(name: str, part: Watch) -> None:
+        try:
+            await part()
+        except CitytelError:
+            raise
+        except Exception as exc:
+            raise PartStopped(f"{name} failed: {exc!r}") from exc
+        raise PartStopped(f"{name} stopped by itself")
+
+    async with asyncio.TaskGroup() as group:
+        for name, part in watches.items():
+            group.create_task(watch(name, part), name=f"citytel-watch-{name}")
+
+
+# -- the parts -------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Endpoints:
@@ -31,19 +157,26 @@ class Endpoints:
 
 
 @contextlib.contextmanager
-def local_servers(settings: Settings) -> Iterator[Endpoints]:
-    """The configured servers, or local ones started under ``var_dir`` for the duration."""
+def local_servers(settings: Settings, watches: dict[str, Watch]) -> Iterator[Endpoints]:
+    """The configured servers, or local ones started under ``var_dir`` for the duration,
+    on ports chosen once and remembered there; their watchers go into ``watches``."""
     with contextlib.ExitStack() as stack:
+        ports = Ports(settings.var_dir / "ports.json")
         database_url = settings.database_url
         if database_url is None:
-            pg = LocalPostgres(settings.var_dir / "postgres", port=settings.local_pg_port or None)
+            pg = LocalPostgres(
+                settings.var_dir / "postgres", port=ports.get("postgres", settings.local_pg_port)
+            )
             database_url = stack.enter_context(pg).url
+            watches["postgres"] = pg.watch
         mqtt_url = settings.mqtt_url
         if mqtt_url is None:
             broker = LocalMosquitto(
-                settings.var_dir / "mosquitto", port=settings.local_mqtt_port or None
+                settings.var_dir / "mosquitto",
+                port=ports.get("mosquitto", settings.local_mqtt_port),
             )
             mqtt_url = stack.enter_context(broker).url
+            watches["mosquitto"] = broker.watch
         yield Endpoints(database_url, mqtt_url)
 
 
@@ -57,6 +190,14 @@ async def migrate(settings: Settings, database_url: str) -> None:
 
 
 def ingester(settings: Settings, database_url: str, mqtt_url: str) -> Ingester:
+    if settings.share_group and settings.detect:
+        log.warning(
+            "share group %r with detection on: each ingester of the group sees only part of"
+            " every series, so detectors score fragments and several ingesters may open"
+            " episodes for the same device (docs/operations.md); set CITYTEL_DETECT=false"
+            " on all but one, or run one ingester",
+            settings.share_group,
+        )
     return Ingester(
         database_url=database_url,
         broker=broker_from_url(mqtt_url, ca_file=settings.mqtt_ca_file),
@@ -69,12 +210,12 @@ def ingester(settings: Settings, database_url: str, mqtt_url: str) -> Ingester:
         receive_maximum=settings.receive_maximum,
         session_expiry_s=settings.session_expiry_s,
         timezone=settings.timezone,
+        detect=settings.detect,
     )
 
 
 class _ApiServer(uvicorn.Server):
-    """uvicorn without its own signal handlers: Ctrl-C belongs to the supervisor,
-    which stops the parts in order (simulator, API, ingester, then the servers)."""
+    """uvicorn without its own signal handlers: signals belong to the supervisor."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -100,19 +241,36 @@ def api_server(
         port=settings.api_port,
         log_level="warning",
         lifespan="on",
+        timeout_graceful_shutdown=5,
     )
     return _ApiServer(config)
 
 
 @contextlib.asynccontextmanager
-async def serving(server: uvicorn.Server) -> AsyncIterator[None]:
-    """Serve the API in a task for the duration."""
-    task = asyncio.create_task(server.serve(), name="citytel-api")
+async def serving(server: uvicorn.Server) -> AsyncIterator[Watch]:
+    """Serve the API for the duration, once it listens; yields its watch."""
+
+    async def serve() -> None:
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn's way of saying it could not bind (logged above)
+            raise ServerError(
+                f"the API could not listen on {server.config.host}:{server.config.port}"
+            ) from None
+
+    task = asyncio.create_task(serve(), name="citytel-api")
     try:
-        yield
+        # polled: uvicorn sets a flag when it listens, and offers nothing to await
+        while not server.started and not task.done():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        if task.done():
+            await task
+            raise ServerError("the API stopped while starting (see above)")
+        yield lambda: asyncio.shield(task)
     finally:
         server.should_exit = True
-        await task
+        with contextlib.suppress(ServerError):
+            await task
 
 
 def _ground_truth(settings: Settings) -> Path | None:
@@ -123,44 +281,81 @@ def _ground_truth(settings: Settings) -> Path | None:
     return path
 
 
+def _simulation(settings: Settings, mqtt_url: str) -> Simulation:
+    broker = broker_from_url(mqtt_url)
+    city = build_city(
+        seed=settings.sim_seed,
+        streetlights=settings.sim_streetlights,
+        environment=settings.sim_environment,
+        traffic=settings.sim_traffic,
+        gateways=settings.sim_gateways,
+    )
+    return Simulation(
+        city,
+        host=broker.host,
+        port=broker.port,
+        seed=settings.sim_seed,
+        interval_s=settings.sim_interval_s,
+        prefix=settings.topic_prefix,
+        fault_rate=settings.sim_fault_rate,
+        ground_truth=_ground_truth(settings),
+    )
+
+
+async def _report(ingest: Ingester, sim: Simulation | None, board: status.Published) -> None:
+    """What was stored: on the board every 2 s, in the log every 10 s; never ends."""
+    for tick in itertools.count(1):
+        await asyncio.sleep(2)
+        s = ingest.stats
+        board.update(
+            ingester={"messages": s.messages, "values": s.values, "held": ingest.held},
+            simulator={"messages": sim.stats.messages} if sim else None,
+        )
+        if tick % 5 == 0:
+            log.info(
+                "stored %d messages, %d values, %d duplicates, dead letters %s%s",
+                s.messages,
+                s.values,
+                s.duplicates,
+                dict(s.dead_letters) or "none",
+                f"; simulator sent {sim.stats.messages} messages" if sim else "",
+            )
+
+
+# -- the commands ----------------------------------------------------------------------
+
+
 async def up(settings: Settings, *, simulate: bool = True) -> None:
-    """Run everything until cancelled (Ctrl-C)."""
-    with local_servers(settings) as ends:
+    """Everything, with local servers where none is configured, until stopped."""
+    watches: dict[str, Watch] = {}
+    with status.claimed(settings.var_dir), local_servers(settings, watches) as ends:
         await migrate(settings, ends.database_url)
-        broker = broker_from_url(ends.mqtt_url)
         async with contextlib.AsyncExitStack() as stack:
-            ingest = await stack.enter_async_context(
-                ingester(settings, ends.database_url, ends.mqtt_url)
-            )
-            await stack.enter_async_context(
-                serving(api_server(settings, ends.database_url, ends.mqtt_url))
-            )
+            server = api_server(settings, ends.database_url, ends.mqtt_url)
+            watches["api"] = await stack.enter_async_context(serving(server))
             log.info(
                 "API on http://%s:%d (try /healthz, /docs)", settings.api_host, settings.api_port
             )
+            ingest = await stack.enter_async_context(
+                ingester(settings, ends.database_url, ends.mqtt_url)
+            )
+            watches["ingester"] = ingest.wait
             sim = None
             if simulate:
-                city = build_city(
-                    seed=settings.sim_seed,
-                    streetlights=settings.sim_streetlights,
-                    environment=settings.sim_environment,
-                    traffic=settings.sim_traffic,
-                    gateways=settings.sim_gateways,
+                sim = await stack.enter_async_context(_simulation(settings, ends.mqtt_url))
+                watches["simulator"] = _forever_after(sim.wait)
+            board = stack.enter_context(
+                status.published(
+                    settings.var_dir,
+                    database_url=ends.database_url,
+                    mqtt_url=ends.mqtt_url,
+                    api_url=f"http://{settings.api_host}:{settings.api_port}",
                 )
-                sim = await stack.enter_async_context(
-                    Simulation(
-                        city,
-                        host=broker.host,
-                        port=broker.port,
-                        seed=settings.sim_seed,
-                        interval_s=settings.sim_interval_s,
-                        prefix=settings.topic_prefix,
-                        fault_rate=settings.sim_fault_rate,
-                        ground_truth=_ground_truth(settings),
-                    )
-                )
+            )
+            board.update(ingester={"messages": 0, "values": 0, "held": 0})
+            watches["report"] = lambda: _report(ingest, sim, board)
             log.info(
-                "citytel is up: database %s, broker %s; Ctrl-C stops",
+                "citytel is up: database %s, broker %s; Ctrl-C or SIGTERM stops",
                 ends.database_url,
                 ends.mqtt_url,
             )
@@ -168,17 +363,27 @@ async def up(settings: Settings, *, simulate: bool = True) -> None:
                 "an API key for /v1: CITYTEL_DATABASE_URL=%s citytel apikey create --role reader",
                 ends.database_url,
             )
-            # The ingester's loop ends only by failing: then stop everything, loudly.
-            ingesting = asyncio.create_task(ingest.wait(), name="citytel-ingest-watch")
-            while not ingesting.done():
-                await asyncio.wait({ingesting}, timeout=10)
-                s = ingest.stats
-                log.info(
-                    "stored %d messages, %d values, %d duplicates, dead letters %s%s",
-                    s.messages,
-                    s.values,
-                    s.duplicates,
-                    dict(s.dead_letters) or "none",
-                    f"; simulator sent {sim.stats.messages} messages" if sim else "",
-                )
-            await ingesting
+            await supervise(watches)
+
+
+def _forever_after(part: Watch) -> Watch:
+    """A part whose normal end is no failure (a simulation with an end): watch it fail."""
+
+    async def watch() -> None:
+        await part()
+        await asyncio.Event().wait()
+
+    return watch
+
+
+async def ingest(settings: Settings, database_url: str, mqtt_url: str) -> None:
+    """The ingester alone, until stopped."""
+    async with ingester(settings, database_url, mqtt_url) as running:
+        await supervise({"ingester": running.wait})
+
+
+async def api(settings: Settings, database_url: str) -> None:
+    """The API alone, until stopped."""
+    async with serving(api_server(settings, database_url, settings.mqtt_url)) as watch:
+        log.info("API on http://%s:%d", settings.api_host, settings.api_port)
+        await supervise({"api": watch})
