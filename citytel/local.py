@@ -62,7 +62,7 @@ class Ports:
 
     def get(self, name: str, configured: int = 0) -> int:
         """``configured`` when set; else the port remembered for ``name``, or a free one
-        (then remembered). A remembered port in use means a server of ours still runs."""
+        (then remembered)."""
         if configured:
             return configured
         ports = self.remembered()
@@ -71,13 +71,16 @@ class Ports:
             port = ports[name] = free_port()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text(json.dumps(ports, indent=2) + "\n")
-        elif listening(port):
-            raise ServerError(
-                f"port {port} for the local {name}, remembered in {self.path}, is in use:"
-                " is citytel already running here (citytel status)? Otherwise stop what"
-                f" listens there, or remove the entry for {name} from {self.path}"
-            )
         return port
+
+
+def _ensure_free(port: int, what: str) -> None:
+    if listening(port):
+        raise ServerError(
+            f"port {port} for the local {what} is in use: is citytel already running here"
+            " (citytel status)? Otherwise stop what listens there, or choose another port"
+            " (var/ports.json, or CITYTEL_LOCAL_PG_PORT / CITYTEL_LOCAL_MQTT_PORT)"
+        )
 
 
 def wait_for_port(
@@ -159,6 +162,7 @@ class LocalPostgres:
         elif self.pid() is not None:
             log.warning("stopping the PostgreSQL left running in %s", self.data_dir)
             self.stop()
+        _ensure_free(self.port, "PostgreSQL")
         options = [
             f"-p {self.port}",
             "-c listen_addresses=127.0.0.1",
@@ -345,6 +349,7 @@ class LocalMosquitto:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
         self._stop_leftover(conf)
+        _ensure_free(self.port, "Mosquitto")
         conf.write_text(
             MOSQUITTO_CONF.format(
                 port=self.port,
