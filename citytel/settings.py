@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     """Statement timeout on the API's database connections."""
     api_pool_timeout_s: float = 5.0
 
+    health_host: str = "127.0.0.1"
+    health_port: int = 0
+    """Where ``citytel ingest`` serves /healthz and /readyz (0: nowhere)."""
+
     client_id: str = "citytel-ingest"
     share_group: str | None = None
     """Set to share the load among ingesters (MQTT 5 ``$share/<group>/...``)."""

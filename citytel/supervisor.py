@@ -36,6 +36,7 @@ from api.app import create_app
 from api.deps import Limits
 from citytel import status
 from citytel.errors import CitytelError, ServerError
+from citytel.health import health_app
 from citytel.local import LocalMosquitto, LocalPostgres, Ports
 from citytel.settings import Settings, broker_from_url
 from ingest.ingester import Ingester
@@ -231,14 +232,19 @@ def api_server(
         pool_timeout_s=settings.api_pool_timeout_s,
     )
     broker = broker_from_url(mqtt_url) if mqtt_url else None
+    app = create_app(
+        database_url=database_url,
+        limits=limits,
+        broker=(broker.host, broker.port) if broker else None,
+    )
+    return _uvicorn(app, settings.api_host, settings.api_port)
+
+
+def _uvicorn(app: Any, host: str, port: int) -> uvicorn.Server:
     config = uvicorn.Config(
-        create_app(
-            database_url=database_url,
-            limits=limits,
-            broker=(broker.host, broker.port) if broker else None,
-        ),
-        host=settings.api_host,
-        port=settings.api_port,
+        app,
+        host=host,
+        port=port,
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=5,
@@ -377,9 +383,32 @@ def _forever_after(part: Watch) -> Watch:
 
 
 async def ingest(settings: Settings, database_url: str, mqtt_url: str) -> None:
-    """The ingester alone, until stopped."""
-    async with ingester(settings, database_url, mqtt_url) as running:
-        await supervise({"ingester": running.wait})
+    """The ingester alone (and its probes, on ``health_port``), until stopped."""
+    async with contextlib.AsyncExitStack() as stack:
+        running = await stack.enter_async_context(ingester(settings, database_url, mqtt_url))
+        loop_runs = [True]
+
+        async def watch() -> None:
+            try:
+                await running.wait()
+            finally:
+                loop_runs[0] = False
+
+        watches: dict[str, Watch] = {"ingester": watch}
+        if settings.health_port:
+            app = health_app(
+                running=lambda: loop_runs[0],
+                database_url=database_url,
+                broker=broker_from_url(mqtt_url, ca_file=settings.mqtt_ca_file),
+            )
+            server = _uvicorn(app, settings.health_host, settings.health_port)
+            watches["health"] = await stack.enter_async_context(serving(server))
+            log.info(
+                "probes on http://%s:%d/healthz and /readyz",
+                settings.health_host,
+                settings.health_port,
+            )
+        await supervise(watches)
 
 
 async def api(settings: Settings, database_url: str) -> None:

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from citytel.errors import ConfigurationError
@@ -149,11 +150,13 @@ def test_sigterm_stops_up_mid_stream_cleanly_and_a_restart_loses_nothing(
 def test_sigterm_stops_ingest_started_in_the_background_by_a_shell(
     database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
 ) -> None:
+    health_port = free_port()
     environment = env(
         database_url=database_url,
         mqtt_url=mosquitto.url,
         client_id=f"bg-{topic_prefix}",
         topic_prefix=topic_prefix,
+        health_port=str(health_port),
     )
     messages = numbered_messages("gw-bg", 1500, prefix=topic_prefix)
     # what `citytel ingest &` in a script gets: SIGINT ignored
@@ -162,6 +165,9 @@ def test_sigterm_stops_ingest_started_in_the_background_by_a_shell(
     gateway = ThreadedGateway(mosquitto.port, client_id=f"gw-bg-{topic_prefix}")
     try:
         _warm_up(gateway, messages[0], database_url)
+        probes = f"http://127.0.0.1:{health_port}"
+        assert httpx.get(f"{probes}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"{probes}/readyz").json() == {"status": "ok"}
         publishing = threading.Thread(
             target=gateway.publish_all, args=(messages[1:],), kwargs={"rate": 250}
         )
@@ -173,6 +179,7 @@ def test_sigterm_stops_ingest_started_in_the_background_by_a_shell(
         assert first.stop(signal.SIGTERM) == 0, first.log
         assert publishing.is_alive(), "the stop did not land mid-stream"
         assert "SIGTERM received: stopping" in first.log
+        assert nothing_listens(health_port)
         second = Service("ingest", env=environment)
         try:
             publishing.join()
