@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import simulators.cli
-from citytel import supervisor
+from citytel import lifecycle, supervisor
 from citytel.errors import CitytelError
 from citytel.settings import Settings, broker_from_url
 
@@ -87,20 +87,20 @@ def _require(value: str | None, name: str) -> str:
 
 def _up(settings: Settings, args: argparse.Namespace) -> int:
     main = supervisor.up(settings, simulate=not args.no_simulator)
-    return supervisor.run(main, stop_timeout_s=settings.stop_timeout_s)
+    return lifecycle.run(main, stop_timeout_s=settings.stop_timeout_s)
 
 
 def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     database_url = _require(settings.database_url, "DATABASE_URL")
     mqtt_url = _require(settings.mqtt_url, "MQTT_URL")
     main = supervisor.ingest(settings, database_url, mqtt_url)
-    return supervisor.run(main, stop_timeout_s=settings.stop_timeout_s)
+    return lifecycle.run(main, stop_timeout_s=settings.stop_timeout_s)
 
 
 def _api(settings: Settings, args: argparse.Namespace) -> int:
     database_url = _require(settings.database_url, "DATABASE_URL")
     main = supervisor.api(settings, database_url)
-    return supervisor.run(main, stop_timeout_s=settings.stop_timeout_s)
+    return lifecycle.run(main, stop_timeout_s=settings.stop_timeout_s)
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:

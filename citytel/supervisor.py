@@ -24,8 +24,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,9 @@ import uvicorn
 from api.app import create_app
 from api.deps import Limits
 from citytel import status
-from citytel.errors import CitytelError, ServerError
+from citytel.errors import ServerError
 from citytel.health import health_app
+from citytel.lifecycle import Watch, supervise
 from citytel.local import LocalMosquitto, LocalPostgres, Ports
 from citytel.settings import Settings, broker_from_url
 from ingest.ingester import Ingester
@@ -46,107 +46,6 @@ from storage.database import connect
 from storage.migrate import upgrade
 
 log = logging.getLogger("citytel")
-
-Watch = Callable[[], Awaitable[None]]
-"""Returns (or raises) only when its part has stopped by itself."""
-
-
-class PartStopped(CitytelError):
-    """A part of the service ended although nobody asked it to."""
-
-
-# -- running until a signal ----------------------------------------------------------
-
-
-def run(main: Coroutine[Any, Any, None], *, stop_timeout_s: float) -> int:
-    """Run ``main`` until it ends or SIGTERM/SIGINT stops it; the exit code.
-
-    0 when it ended or was stopped by a signal, 1 when it failed (the cause is logged).
-    """
-    return asyncio.run(_until_signalled(main, stop_timeout_s))
-
-
-def _stop_signals() -> list[signal.Signals]:
-    # A shell starts background jobs with SIGINT ignored: keep ignoring it there (SIGTERM
-    # still stops us), as programs are expected to.
-    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-    return [signal.SIGTERM] if ignored else [signal.SIGTERM, signal.SIGINT]
-
-
-async def _until_signalled(main: Coroutine[Any, Any, None], stop_timeout_s: float) -> int:
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    received: list[signal.Signals] = []
-    timers: list[asyncio.TimerHandle] = []
-
-    def abandon(why: str) -> None:
-        log.error("%s: abandoning what is still stopping", why)
-        task.cancel()
-
-    def on_signal(sig: signal.Signals) -> None:
-        received.append(sig)
-        if len(received) > 1:
-            abandon(f"{sig.name} again")
-            return
-        log.info("%s received: stopping (within %g s)", sig.name, stop_timeout_s)
-        why = f"not stopped within {stop_timeout_s:g} s"
-        timers.append(loop.call_later(stop_timeout_s, abandon, why))
-        task.cancel()
-
-    signals = _stop_signals()
-    for sig in signals:
-        loop.add_signal_handler(sig, on_signal, sig)
-    try:
-        await main
-    except asyncio.CancelledError:
-        if not received:
-            raise
-    except CitytelError as exc:
-        log.error("%s", exc)
-        return 1
-    except BaseExceptionGroup as group:
-        failures, bugs = group.split(CitytelError)
-        if bugs is not None or failures is None:
-            raise
-        for leaf in _leaves(failures):
-            log.error("%s", leaf)
-        return 1
-    finally:
-        for timer in timers:
-            timer.cancel()
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-    if received:
-        task.uncancel()
-        log.info("stopped")
-    return 0
-
-
-def _leaves(group: BaseExceptionGroup[Any]) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
-
-
-async def supervise(watches: dict[str, Watch]) -> None:
-    """Until one of the parts stops by itself: then raise why (a ``CitytelError``)."""
-
-    async def watch(name: str, part: Watch) -> None:
-        try:
-            await part()
-        except CitytelError:
-            raise
-        except Exception as exc:
-            raise PartStopped(f"{name} failed: {exc!r}") from exc
-        raise PartStopped(f"{name} stopped by itself")
-
-    async with asyncio.TaskGroup() as group:
-        for name, part in watches.items():
-            group.create_task(watch(name, part), name=f"citytel-watch-{name}")
-
 
 # -- the parts -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from citytel.errors import ConfigurationError
@@ -85,6 +86,10 @@ def _until(url: str, sql: str, at_least: int, *, within_s: float = 60) -> int:
 
 
 MESSAGES = "SELECT count(*) FROM messages"
+WAITING_ON_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
 
 
 def test_sigterm_stops_up_mid_stream_cleanly_and_a_restart_loses_nothing(
@@ -240,3 +245,57 @@ def test_a_share_group_with_detection_says_so_at_start_up(
         assert not caplog.records
         ingester(Settings(share_group="g"), url, mqtt)
     assert "share group 'g' with detection on" in caplog.text
+
+
+def test_sigterm_stops_the_api_and_a_busy_port_fails_it(database_url: str) -> None:
+    port = free_port()
+    first = Service("api", env=env(database_url=database_url, api_port=str(port)))
+    try:
+        first.wait_for(rf"API on http://127.0.0.1:{port}")
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"status": "ok"}
+        second = Service("api", env=env(database_url=database_url, api_port=str(port)))
+        assert second.proc.wait(60) == 1
+        assert f"the API could not listen on 127.0.0.1:{port}" in second.log
+    finally:
+        assert first.stop(signal.SIGTERM) == 0, first.log
+    assert nothing_listens(port)
+
+
+def test_a_stop_that_takes_too_long_is_abandoned_and_nothing_is_lost(
+    database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
+) -> None:
+    environment = env(
+        database_url=database_url,
+        mqtt_url=mosquitto.url,
+        client_id=f"slow-{topic_prefix}",
+        topic_prefix=topic_prefix,
+        stop_timeout_s="2",
+    )
+    messages = numbered_messages("gw-slow", 200, prefix=topic_prefix)
+    first = Service("ingest", env=environment)
+    gateway = ThreadedGateway(mosquitto.port, client_id=f"gw-slow-{topic_prefix}")
+    try:
+        _warm_up(gateway, messages[0], database_url)
+        with psycopg.connect(database_url) as blocker:
+            # the database stops taking writes: the batch in hand cannot commit
+            blocker.execute("LOCK TABLE messages IN EXCLUSIVE MODE")
+            gateway.publish_all(messages[1:], rate=1000)
+            _until(database_url, WAITING_ON_A_LOCK, 1)  # the batch is in hand, stuck
+            started = time.monotonic()
+            code = first.stop(signal.SIGTERM)
+            took = time.monotonic() - started
+        assert code == 1, first.log
+        assert "not stopped within 2 s: abandoning" in first.log
+        assert took < 2 + 8  # the deadline, and the loop's own exit
+        second = Service("ingest", env=environment)
+        try:
+            gateway.close()
+            _until(database_url, MESSAGES, 200)
+        finally:
+            assert second.stop(signal.SIGTERM) == 0, second.log
+    finally:
+        first.kill()
+    assert count(database_url, "SELECT count(*) FROM readings") == 2000
+    assert (
+        count(database_url, "SELECT count(DISTINCT (device, metric, time)) FROM readings") == 2000
+    )
