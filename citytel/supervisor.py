@@ -111,6 +111,9 @@ def ingester(settings: Settings, database_url: str, mqtt_url: str) -> Ingester:
         session_expiry_s=settings.session_expiry_s,
         timezone=settings.timezone,
         detect=settings.detect,
+        # a third of the stop's time for the batch in hand; then it is left unacknowledged
+        # and the windows and the checkpoint still fit in the rest
+        shutdown_grace_s=settings.stop_timeout_s / 3,
     )
 
 
