@@ -114,6 +114,7 @@ async def supervise(watches: dict[str, Watch]) -> None:
         except CitytelError:
             raise
         except Exception as exc:
+            log.error("%s failed", name, exc_info=exc)  # a bug: the traceback helps
             raise PartStopped(f"{name} failed: {exc!r}") from exc
         raise PartStopped(f"{name} stopped by itself")
 

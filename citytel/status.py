@@ -92,8 +92,10 @@ class Part:
 def check(var_dir: Path) -> list[Part] | None:
     """Each part's health; None when no ``citytel up`` runs on ``var_dir``."""
     path = var_dir / "citytel.json"
-    if not running(var_dir) or not path.exists():
+    if not running(var_dir):
         return None
+    if not path.exists():
+        return [Part("citytel up", str(var_dir), False, "starting (or stopping)")]
     state = json.loads(path.read_text())
     parts = [
         _database(state["database_url"]),
@@ -169,8 +171,7 @@ def show(var_dir: Path, out: TextIO) -> int:
     if parts is None:
         print(f"citytel up is not running on {var_dir}", file=out)
         return 3
-    state = json.loads((var_dir / "citytel.json").read_text())
-    print(f"citytel up running (pid {state['pid']}) on {var_dir}", file=out)
+    print(f"citytel up running on {var_dir}", file=out)
     for p in parts:
         mark = "healthy" if p.healthy else "UNHEALTHY"
         print(f"  {p.name:<9} {mark:<9} {p.where:<48} {p.detail}", file=out)
