@@ -4,6 +4,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,8 +15,8 @@ import httpx
 import psycopg
 import pytest
 
-from citytel.errors import ConfigurationError
-from citytel.local import LocalMosquitto, LocalPostgres, free_port
+from citytel.errors import ConfigurationError, ServerError
+from citytel.local import LocalMosquitto, LocalPostgres, Ports, free_port
 from citytel.settings import Settings, broker_from_url
 from citytel.supervisor import ingester, local_servers
 from tests.helpers import ThreadedGateway, numbered_messages
@@ -317,3 +318,22 @@ def test_a_stuck_database_at_stop_loses_nothing(
     )
     if not abandoned:
         rollups_match_raw(database_url)  # the values left to the broker counted once
+
+
+def test_local_ports_are_chosen_once_and_remembered(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "ports.json"
+    first = Ports(path).get("postgres")
+    assert Ports(path).get("postgres") == first  # another run, the same port
+    broker = Ports(path).get("mosquitto")
+    assert broker != first
+    assert Ports(path).remembered() == {"postgres": first, "mosquitto": broker}
+    assert Ports(path).get("postgres", configured=5999) == 5999  # a setting wins
+
+
+def test_a_port_taken_by_something_else_is_named(tmp_path: Path) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with pytest.raises(ServerError, match=f"port {port} for the local Mosquitto is in use"):
+            LocalMosquitto(tmp_path / "mosquitto", port=port).start()
