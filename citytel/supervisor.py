@@ -215,10 +215,13 @@ async def _report(ingest: Ingester, sim: Simulation | None, board: status.Publis
     for tick in itertools.count(1):
         await asyncio.sleep(2)
         s = ingest.stats
-        board.update(
-            ingester={"messages": s.messages, "values": s.values, "held": ingest.held},
-            simulator={"messages": sim.stats.messages} if sim else None,
-        )
+        try:
+            board.update(
+                ingester={"messages": s.messages, "values": s.values, "held": ingest.held},
+                simulator={"messages": sim.stats.messages} if sim else None,
+            )
+        except OSError as exc:  # status goes stale (and says so); the service goes on
+            log.warning("could not write %s: %s", board.path, exc)
         if tick % 5 == 0:
             log.info(
                 "stored %d messages, %d values, %d duplicates, dead letters %s%s",
