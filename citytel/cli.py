@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import simulators.cli
-from citytel import catalog_cli, deadletters_cli, supervisor
+from citytel import catalog_cli, deadletters_cli, lifecycle, supervisor
 from citytel.settings import Settings, broker_from_url
 from devices.errors import CitytelError
 
@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_ingest)
     p = sub.add_parser("api", help="serve the HTTP API")
     p.set_defaults(run=_api)
+    p = sub.add_parser("status", help="where the parts of `citytel up` run and if healthy")
+    p.set_defaults(run=_status)
     p = sub.add_parser("simulate", help="publish a simulated city to CITYTEL_MQTT_URL")
     simulators.cli.add_arguments(p)
     p.set_defaults(run=_simulate)
@@ -85,25 +87,28 @@ def _require(value: str | None, name: str) -> str:
     return value
 
 
-def _up(settings: Settings, args: argparse.Namespace) -> None:
-    _run(supervisor.up(settings, simulate=not args.no_simulator))
+def _up(settings: Settings, args: argparse.Namespace) -> int:
+    main = supervisor.up(settings, simulate=not args.no_simulator)
+    return lifecycle.run(main, stop_timeout_s=settings.stop_timeout_s)
 
 
-def _ingest(settings: Settings, args: argparse.Namespace) -> None:
+def _ingest(settings: Settings, args: argparse.Namespace) -> int:
     database_url = _require(settings.database_url, "DATABASE_URL")
     mqtt_url = _require(settings.mqtt_url, "MQTT_URL")
-
-    async def run() -> None:
-        async with supervisor.ingester(settings, database_url, mqtt_url) as ingester:
-            await ingester.wait()
-
-    _run(run())
+    main = supervisor.ingest(settings, database_url, mqtt_url)
+    return lifecycle.run(main, stop_timeout_s=settings.stop_timeout_s)
 
 
-def _api(settings: Settings, args: argparse.Namespace) -> None:
+def _api(settings: Settings, args: argparse.Namespace) -> int:
     database_url = _require(settings.database_url, "DATABASE_URL")
+    main = supervisor.api(settings, database_url)
+    return lifecycle.run(main, stop_timeout_s=settings.stop_timeout_s)
 
-    _run(supervisor.api_server(settings, database_url, settings.mqtt_url).serve())
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from citytel.status import show
+
+    return show(settings.var_dir, sys.stdout)
 
 
 def _simulate(settings: Settings, args: argparse.Namespace) -> int:

@@ -7,13 +7,16 @@ refuses to run as root, so as root the cluster is owned by and run as ``postgres
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import getpass
 import glob
+import json
 import logging
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -31,6 +34,53 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``host``:``port``."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+class Ports:
+    """The local servers' ports, chosen once and remembered in a JSON file under var/.
+
+    So the URLs that ``citytel up`` prints (the database's, for ``citytel apikey create``;
+    the broker's, for gateways) stay the same from one start to the next.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def remembered(self) -> dict[str, int]:
+        try:
+            found = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in found.items() if isinstance(v, int)}
+
+    def get(self, name: str, configured: int = 0) -> int:
+        """``configured`` when set; else the port remembered for ``name``, or a free one
+        (then remembered)."""
+        if configured:
+            return configured
+        ports = self.remembered()
+        port = ports.get(name)
+        if port is None:
+            port = ports[name] = free_port()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(ports, indent=2) + "\n")
+        return port
+
+
+def _ensure_free(port: int, what: str) -> None:
+    if listening(port):
+        raise ServerError(
+            f"port {port} for the local {what} is in use: is citytel already running here"
+            " (citytel status)? Otherwise stop what listens there, or choose another port"
+            " (var/ports.json, or CITYTEL_LOCAL_PG_PORT / CITYTEL_LOCAL_MQTT_PORT)"
+        )
 
 
 def wait_for_port(
@@ -109,6 +159,10 @@ class LocalPostgres:
     def start(self) -> None:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
+        elif self.pid() is not None:
+            log.warning("stopping the PostgreSQL left running in %s", self.data_dir)
+            self.stop()
+        _ensure_free(self.port, "PostgreSQL")
         options = [
             f"-p {self.port}",
             "-c listen_addresses=127.0.0.1",
@@ -131,6 +185,22 @@ class LocalPostgres:
         )
         self._create_database("citytel")
         log.info("PostgreSQL listening on 127.0.0.1:%d (%s)", self.port, self.data_dir)
+
+    def pid(self) -> int | None:
+        """The postmaster's process id, while it runs."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if _alive(pid) else None
+
+    async def watch(self, every_s: float = 1.0) -> None:
+        """Return when the server has stopped (it should not, before ``stop``)."""
+        pid = self.pid()
+        # polled: the postmaster is no child of ours (pg_ctl starts it), nothing to await
+        while pid is not None and _alive(pid):  # noqa: ASYNC110
+            await asyncio.sleep(every_s)
+        raise ServerError(f"PostgreSQL exited; see {self.data_dir / 'server.log'}")
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():
@@ -197,6 +267,24 @@ class LocalPostgres:
             raise ServerError(f"{program} failed: {done.stderr.strip() or done.stdout.strip()}")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
 MOSQUITTO_CONF = """\
 # Written by citytel for a local broker; see deploy/mosquitto/ for production.
 listener {port} 127.0.0.1
@@ -260,6 +348,8 @@ class LocalMosquitto:
             raise ServerError("no Mosquitto found: install the Debian package 'mosquitto'")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
+        self._stop_leftover(conf)
+        _ensure_free(self.port, "Mosquitto")
         conf.write_text(
             MOSQUITTO_CONF.format(
                 port=self.port,
@@ -274,8 +364,40 @@ class LocalMosquitto:
         self._process = subprocess.Popen(
             [binary, "-c", str(conf)], stdin=subprocess.DEVNULL, start_new_session=True
         )
+        # Remembered so that a later run can stop a broker this one leaves behind if killed.
+        (self.data_dir / "mosquitto.pid").write_text(f"{self._process.pid}\n")
         wait_for_port(self.port, timeout=10, process=self._process, what="mosquitto")
         log.info("Mosquitto listening on 127.0.0.1:%d (%s)", self.port, self.data_dir)
+
+    def _stop_leftover(self, conf: Path) -> None:
+        """Stop a broker on our configuration that an earlier run left behind (killed)."""
+        try:
+            pid = int((self.data_dir / "mosquitto.pid").read_text().split()[0])
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            return
+        if str(conf).encode() not in command:
+            return
+        log.warning("stopping the Mosquitto left running on %s (pid %d)", conf, pid)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def pid(self) -> int | None:
+        """The broker's process id, while it runs."""
+        if self._process is None or self._process.poll() is not None:
+            return None
+        return self._process.pid
+
+    async def watch(self, every_s: float = 1.0) -> None:
+        """Return when the broker has stopped (it should not, before ``stop``)."""
+        # polled: a Popen has no awaitable exit, and a thread blocked in wait() would
+        # outlive a cancelled watch
+        while self._process is not None and self._process.poll() is None:  # noqa: ASYNC110
+            await asyncio.sleep(every_s)
+        code = self._process.returncode if self._process else None
+        raise ServerError(f"Mosquitto exited (code {code}); see {self.data_dir / 'mosquitto.log'}")
 
     def stop(self, *, kill: bool = False) -> None:
         if self._process is None:

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     """The licence (a URI) every open-data answer names."""
     open_data_publisher: str = "citytel"
 
+    health_host: str = "127.0.0.1"
+    health_port: int = 0
+    """Where ``citytel ingest`` serves /healthz and /readyz (0: nowhere)."""
+    stop_timeout_s: float = 30.0
+    """After SIGTERM/SIGINT, how long the parts may take to stop in order before what is
+    still stopping is abandoned (messages in hand stay unacknowledged: the broker resends)."""
+
     client_id: str = _I.client_id
     share_group: str | None = _I.share_group
     """Set to share the load among ingesters (MQTT 5 ``$share/<group>/...``)."""
@@ -121,6 +128,9 @@ class Settings(BaseSettings):
             format_mapping=self.format_mapping,
             unknown_devices=self.unknown_devices,
             timezone=self.timezone,
+            # a third of the stop's time for the batch in hand; then it is left
+            # unacknowledged and the windows and the checkpoint still fit in the rest
+            shutdown_grace_s=self.stop_timeout_s / 3,
         )
 
     def api_limits(self) -> ApiLimits:

@@ -15,6 +15,8 @@ have_postgres_server() {
 ensure_servers() {
     local missing=()
     command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+    # tests/deploy verifies the systemd units; the package is on Debian already, as a rule
+    command -v systemd-analyze >/dev/null || missing+=(systemd)
     have_postgres_server || missing+=(postgresql)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ]; then
@@ -36,11 +38,12 @@ ensure_venv() {
     [ -x .venv/bin/python ] || { log "creating .venv"; "$python" -m venv .venv; }
     local stamp=.venv/.citytel-installed
     local want
-    want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+    want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-        log "installing citytel and its dependencies into .venv"
+        log "installing citytel and its dependencies into .venv (versions: constraints.txt)"
         .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-        .venv/bin/python -m pip install -q -e ".[test,dev,bench]"
+        # constraints.txt locks every version (pip freeze --exclude-editable of a fresh .venv)
+        .venv/bin/python -m pip install -q -c constraints.txt -e ".[test,dev,bench]"
         echo "$want" > "$stamp"
     fi
 }

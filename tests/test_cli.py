@@ -101,3 +101,46 @@ def test_up_runs_everything_until_interrupted(server_tmp: Path) -> None:
             proc.stderr.close()
     assert code == 0
     assert not _listening(api_port) and not _listening(mqtt_port) and not _listening(pg_port)
+
+
+def test_status_says_when_nothing_runs(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "citytel.cli", "status"],
+        env=_env(var_dir=str(tmp_path / "var")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 3
+    assert f"citytel up is not running on {tmp_path / 'var'}" in done.stdout
+
+
+def test_status_finds_an_unhealthy_part(tmp_path: Path) -> None:
+    """A run whose API and broker have gone: status names them, and exits 1."""
+    from citytel.status import claimed, published
+
+    var = tmp_path / "var"
+    gone = free_port()
+    with (
+        claimed(var),
+        published(
+            var,
+            database_url="postgresql://citytel@127.0.0.1:1/citytel",
+            mqtt_url=f"mqtt://127.0.0.1:{gone}",
+            api_url=f"http://127.0.0.1:{gone}",
+        ) as board,
+    ):
+        board.update(ingester={"messages": 3, "values": 9, "held": 0})
+        # another process's view: the lock is held by "citytel up" (this test)
+        code = subprocess.run(
+            [sys.executable, "-m", "citytel.cli", "status"],
+            env=_env(var_dir=str(var)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert code.returncode == 1, code.stdout
+    for part in ("database", "broker", "api"):
+        assert re.search(rf"{part}\s+UNHEALTHY", code.stdout), code.stdout
+    assert re.search(r"ingester\s+healthy.*stored 3 messages, 9 values", code.stdout)
+    assert not (var / "citytel.json").exists()  # gone with the run
