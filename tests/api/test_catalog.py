@@ -9,7 +9,7 @@ from tests.api.conftest import api_client, new_key
 
 FERRY = {"id": "ferry_dock", "description": "a pier", "fiware": "Device", "grid_deg": 0.01}
 PASSENGERS = {
-    "id": 100, "name": "passengers", "kind": "ferry_dock", "unit": "1", "unit_code": "C62",
+    "id": 50, "name": "passengers", "kind": "ferry_dock", "unit": "1", "unit_code": "C62",
     "low": 0, "high": 5000, "fiware": "Device.value", "description": "people on board",
 }  # fmt: skip
 
@@ -37,7 +37,7 @@ async def test_readers_read_the_catalog_and_only_admins_change_it(database_url: 
         assert put.json() == {
             "version": 2,
             "created": True,
-            "changes": ["+ kind ferry_dock", "+ metric 100 (passengers)"],
+            "changes": ["+ kind ferry_dock", "+ metric 50 (passengers)"],
         }
         again = await client.put("/v1/catalog", json=_document())
         assert again.json() == {"version": 2, "created": False, "changes": []}
@@ -64,9 +64,9 @@ async def test_a_breaking_version_is_a_409_problem_with_every_reason(database_ur
         assert bad.headers["content-type"] == "application/problem+json"
         assert problem["type"] == "/problems/catalog-refused"
         assert problem["reasons"] == [
-            "metric 100 (passengers) changes its kind from 'ferry_dock' to 'streetlight': an id"
+            "metric 50 (passengers) changes its kind from 'ferry_dock' to 'streetlight': an id"
             " never changes meaning; add a metric with a new id instead",
-            "metric 100 (passengers) changes its unit from '1' to '%': an id never changes"
+            "metric 50 (passengers) changes its unit from '1' to '%': an id never changes"
             " meaning; add a metric with a new id instead",
         ]
         assert (await client.get("/v1/catalog")).json()["version"] == 2

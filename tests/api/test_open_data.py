@@ -297,7 +297,7 @@ async def test_a_cumulative_people_count_publishes_increases_withheld_below_k(
          "counts_people": True}
     )  # fmt: skip
     data["metrics"].append(
-        {"id": 100, "name": "entries_total", "kind": "turnstile", "unit": "1", "unit_code": "C62",
+        {"id": 50, "name": "entries_total", "kind": "turnstile", "unit": "1", "unit_code": "C62",
          "low": 0, "high": 1e9, "fiware": "Device.value", "description": "people since install",
          "counter": True, "public": True}
     )  # fmt: skip
@@ -310,7 +310,7 @@ async def test_a_cumulative_people_count_publishes_increases_withheld_below_k(
         )
         for minutes, total in ((-30, 100.0), (30, 103.0), (90, 110.0)):  # +3, then +7
             await conn.execute(
-                "INSERT INTO readings SELECT %s, id, 100, %s FROM devices",
+                "INSERT INTO readings SELECT %s, id, 50, %s FROM devices",
                 (T0 + timedelta(minutes=minutes), total),
             )
     finally:

@@ -89,13 +89,14 @@ def _with_metric(**fields: object) -> dict[str, object]:
     ("data", "message"),
     [
         (_with_metric(), "two entries share the metric id 1"),
-        (_with_metric(id=999), "two entries share the metric name 'power_w'"),
-        (_with_metric(id=999, name="x_w", kind="ferry"), "kind 'ferry' is not among the kinds"),
-        (_with_metric(id=999, name="x_w", low=5, high=5), "low (5.0) must be below high"),
-        (_with_metric(id=999, name="x_w", unit_code="watts"), "metrics.33.unit_code"),
+        (_with_metric(id=63), "two entries share the metric name 'power_w'"),
+        (_with_metric(id=63, name="x_w", kind="ferry"), "kind 'ferry' is not among the kinds"),
+        (_with_metric(id=63, name="x_w", low=5, high=5), "low (5.0) must be below high"),
+        (_with_metric(id=63, name="x_w", unit_code="watts"), "metrics.33.unit_code"),
         (_with_metric(id=0, name="x_w"), "metrics.33.id"),
-        (_with_metric(id=999, name="X W"), "metrics.33.name"),
-        (_with_metric(id=999, name="x_w", colour="red"), "metrics.33.colour"),
+        (_with_metric(id=64, name="x_w"), "metrics.33.id"),  # beyond the 64 series slots
+        (_with_metric(id=63, name="X W"), "metrics.33.name"),
+        (_with_metric(id=63, name="x_w", colour="red"), "metrics.33.colour"),
         (_doc(format=2), "format 2 is not supported"),
         (_doc(kinds=[]), "kinds"),
     ],
@@ -114,13 +115,13 @@ def test_toml_that_is_not_toml_is_refused() -> None:
 def test_a_catalog_derives_its_lookups_from_the_document() -> None:
     text = shipped_document().to_toml() + (
         '\n[[kinds]]\nid = "ferry_dock"\ndescription = "a pier"\nfiware = "Device"\n'
-        'grid_deg = 0.01\n\n[[metrics]]\nid = 100\nname = "passengers"\nkind = "ferry_dock"\n'
+        'grid_deg = 0.01\n\n[[metrics]]\nid = 50\nname = "passengers"\nkind = "ferry_dock"\n'
         'unit = "1"\nunit_code = "C62"\nlow = 0\nhigh = 5000\nfiware = "Device.value"\n'
         'description = "people on board"\npublic = true\n'
     )
     catalog = Catalog(parse(text), version=7)
     assert catalog.version == 7
     assert catalog.by_name["passengers"].kind is Kind("ferry_dock")
-    assert catalog.metrics_of("ferry_dock") == (catalog.by_id[100],)
-    assert catalog.by_id[100] in catalog.public_metrics()
+    assert catalog.metrics_of("ferry_dock") == (catalog.by_id[50],)
+    assert catalog.by_id[50] in catalog.public_metrics()
     assert catalog.by_id[5] not in catalog.public_metrics()

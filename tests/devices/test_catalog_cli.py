@@ -29,7 +29,7 @@ fiware = "Device"
 grid_deg = 0.01
 
 [[metrics]]
-id = 100
+id = 50
 name = "passengers"
 kind = "ferry_dock"
 unit = "1"
@@ -50,7 +50,7 @@ def test_show_diff_apply(database_url: str, tmp_path: Path) -> None:
     new = tmp_path / "catalog.toml"
     new.write_text(shipped_document().to_toml() + FERRY)
     diff = _citytel(database_url, "diff", str(new))
-    assert (diff.returncode, diff.stdout) == (0, "+ kind ferry_dock\n+ metric 100 (passengers)\n")
+    assert (diff.returncode, diff.stdout) == (0, "+ kind ferry_dock\n+ metric 50 (passengers)\n")
     applied = _citytel(database_url, "apply", str(new))
     assert applied.returncode == 0, applied.stderr
     assert "catalog applied as version 2" in applied.stderr
@@ -63,9 +63,9 @@ def test_show_diff_apply(database_url: str, tmp_path: Path) -> None:
     broken.write_text(shipped_document().to_toml() + FERRY.replace('unit = "1"', 'unit = "%"'))
     refused = _citytel(database_url, "diff", str(broken))
     assert refused.returncode == 1
-    assert "! metric 100 (passengers) changes its unit from '1' to '%'" in refused.stdout
+    assert "! metric 50 (passengers) changes its unit from '1' to '%'" in refused.stdout
     refused = _citytel(database_url, "apply", str(broken))
-    assert refused.returncode == 1 and "catalog refused: metric 100" in refused.stderr
+    assert refused.returncode == 1 and "catalog refused: metric 50" in refused.stderr
 
     invalid = tmp_path / "invalid.toml"
     invalid.write_text("format = 1\nkinds = []\n")

@@ -67,17 +67,17 @@ def test_a_metric_is_never_removed() -> None:
 def test_a_name_is_never_reused_by_another_id() -> None:
     # bay_occupied was metric 19 once; a version without it was refused, but a name
     # seen in any stored version stays taken
-    new = _plus([FERRY], [_metric(100, "passengers")])
-    assert catalog.refusals(OLD, new, names_ever={"passengers": 99}) == [
-        "metric 100 takes the name 'passengers' of metric 99: metric names are never reused"
+    new = _plus([FERRY], [_metric(50, "passengers")])
+    assert catalog.refusals(OLD, new, names_ever={"passengers": 49}) == [
+        "metric 50 takes the name 'passengers' of metric 49: metric names are never reused"
     ]
-    assert catalog.refusals(OLD, new, names_ever={"passengers": 100}) == []
+    assert catalog.refusals(OLD, new, names_ever={"passengers": 50}) == []
 
 
 def test_an_id_of_an_earlier_version_is_never_reused() -> None:
-    new = _plus([FERRY], [_metric(100, "passengers")])
-    assert catalog.refusals(OLD, new, names_ever={"boats": 100}) == [
-        "metric 100 was 'boats' in an earlier version: metric ids are never reused"
+    new = _plus([FERRY], [_metric(50, "passengers")])
+    assert catalog.refusals(OLD, new, names_ever={"boats": 50}) == [
+        "metric 50 was 'boats' in an earlier version: metric ids are never reused"
     ]
 
 
@@ -96,8 +96,8 @@ def test_what_may_change_is_accepted_and_listed() -> None:
         "~ metric 19 (bay_occupied): high: 1.0 -> 2.0, description: '1 while a vehicle stands"
         " in the bay' -> 'occupied', daily_rhythm: True -> False, public: True -> False"
     ]
-    added = _plus([FERRY], [_metric(100, "passengers")])
-    assert catalog.changes(OLD, added) == ["+ kind ferry_dock", "+ metric 100 (passengers)"]
+    added = _plus([FERRY], [_metric(50, "passengers")])
+    assert catalog.changes(OLD, added) == ["+ kind ferry_dock", "+ metric 50 (passengers)"]
 
 
 @pytest.fixture
@@ -132,26 +132,26 @@ async def test_apply_adds_a_version_keeps_metrics_in_step_and_notifies(
     listener = await connect(database_url, autocommit=True)
     try:
         await listener.execute(f"LISTEN {catalog.CHANNEL}")
-        new = _plus([FERRY], [_metric(100, "passengers", public=True)])
+        new = _plus([FERRY], [_metric(50, "passengers", public=True)])
         done = await catalog.apply(conn, new, source="cli")
         assert (done.version, done.created) == (2, True)
-        assert done.changes == ("+ kind ferry_dock", "+ metric 100 (passengers)")
+        assert done.changes == ("+ kind ferry_dock", "+ metric 50 (passengers)")
         note = await anext(listener.notifies(timeout=5))
         assert (note.channel, note.payload) == (catalog.CHANNEL, "2")
     finally:
         await listener.close()
-    assert await _rows(conn, "SELECT name, kind, public FROM metrics WHERE id = 100") == [
+    assert await _rows(conn, "SELECT name, kind, public FROM metrics WHERE id = 50") == [
         ("passengers", "ferry_dock", True)
     ]
     again = await catalog.apply(conn, new, source="api")
     assert (again.version, again.created, again.changes) == (2, False, ())
-    assert (await catalog.load_catalog(conn)).by_name["passengers"].id == 100
+    assert (await catalog.load_catalog(conn)).by_name["passengers"].id == 50
     assert await catalog.newer_catalog(conn, than=2) is None
     newer = await catalog.newer_catalog(conn, than=1)
     assert newer is not None and newer.version == 2 and "passengers" in newer.by_name
     # a changed range reaches the metrics table the ingester reads
-    await catalog.apply(conn, _plus([FERRY], [_metric(100, "passengers", high=9000)]), source="cli")
-    assert await _rows(conn, "SELECT high FROM metrics WHERE id = 100") == [(9000.0,)]
+    await catalog.apply(conn, _plus([FERRY], [_metric(50, "passengers", high=9000)]), source="cli")
+    assert await _rows(conn, "SELECT high FROM metrics WHERE id = 50") == [(9000.0,)]
     assert await catalog.catalog_version(conn) == 3
     await upgrade(conn)  # an operator's version is not overwritten by the shipped one
     assert await catalog.catalog_version(conn) == 3
@@ -159,42 +159,42 @@ async def test_apply_adds_a_version_keeps_metrics_in_step_and_notifies(
 
 async def test_a_refused_version_changes_nothing(conn: psycopg.AsyncConnection[Any]) -> None:
     await conn.execute("INSERT INTO devices (device_id, kind) VALUES ('dock-1', 'ferry_dock')")
-    await catalog.apply(conn, _plus([FERRY], [_metric(100, "passengers")]), source="cli")
-    bad = _edited(unit="%")  # and drops ferry_dock, which dock-1 has, and metric 100
+    await catalog.apply(conn, _plus([FERRY], [_metric(50, "passengers")]), source="cli")
+    bad = _edited(unit="%")  # and drops ferry_dock, which dock-1 has, and metric 50
     with pytest.raises(catalog.CatalogRefused) as caught:
         await catalog.apply(conn, bad, source="api")
     assert caught.value.reasons == [
         "metric 19 (bay_occupied) changes its unit from '1' to '%': an id never changes"
         " meaning; add a metric with a new id instead",
-        "metric 100 (passengers) is missing: metric ids are never removed",
+        "metric 50 (passengers) is missing: metric ids are never removed",
         "kind 'ferry_dock' is removed but registered devices have it",
     ]
     assert await catalog.catalog_version(conn) == 2
     assert await _rows(conn, "SELECT unit FROM metrics WHERE id = 19") == [("1",)]
     with pytest.raises(catalog.CatalogRefused):
         await catalog.check(conn, bad)
-    fine = _plus([FERRY], [_metric(100, "passengers", high=7)])
-    assert await catalog.check(conn, fine) == ["~ metric 100 (passengers): high: 5000.0 -> 7.0"]
+    fine = _plus([FERRY], [_metric(50, "passengers", high=7)])
+    assert await catalog.check(conn, fine) == ["~ metric 50 (passengers): high: 5000.0 -> 7.0"]
     assert await catalog.catalog_version(conn) == 2  # check applies nothing
 
 
 async def test_a_name_of_an_earlier_version_stays_taken(
     conn: psycopg.AsyncConnection[Any],
 ) -> None:
-    # an earlier version held metric 100 'passengers' (stored directly: apply would
+    # an earlier version held metric 50 'passengers' (stored directly: apply would
     # never let a later version drop it), the version in force does not
     await conn.execute(
         "INSERT INTO catalog_versions (version, document, digest, source)"
         " VALUES (2, %s::jsonb, 'x', 'cli')",
-        (_plus([FERRY], [_metric(100, "passengers")]).model_dump_json(),),
+        (_plus([FERRY], [_metric(50, "passengers")]).model_dump_json(),),
     )
     await conn.execute(
         "INSERT INTO catalog_versions (version, document, digest, source)"
         " VALUES (3, %s::jsonb, 'y', 'cli')",
         (shipped_document().model_dump_json(),),
     )
-    with pytest.raises(catalog.CatalogRefused, match="takes the name 'passengers' of metric 100"):
-        await catalog.apply(conn, _plus([FERRY], [_metric(101, "passengers")]), source="cli")
+    with pytest.raises(catalog.CatalogRefused, match="takes the name 'passengers' of metric 50"):
+        await catalog.apply(conn, _plus([FERRY], [_metric(51, "passengers")]), source="cli")
 
 
 async def test_db_upgrade_brings_a_newer_shipped_catalog_in(
