@@ -125,8 +125,7 @@ class BatchBuilder:
         gateway_id = parsed.gateway_id
         kept = payload[: self.limits.dead_letter_payload_bytes]
         rejections = [  # the payload kept once, with the first refusal
-            Rejection(r.reason, r.detail if r.field is None else f"{r.field}: {r.detail}",
-                      kept if i == 0 else b"")
+            Rejection(r.reason, _detail(r.field, r.detail), kept if i == 0 else b"")
             for i, r in enumerate(parsed.refusals)
         ]  # fmt: skip
         b.replies.extend(parsed.replies)
@@ -556,6 +555,11 @@ class Batch:
             self.msg_seq[m],
             m,
         )
+
+
+def _detail(field: str | None, detail: str) -> str:
+    """A refusal's detail, naming its field once."""
+    return detail if field is None or detail.startswith(field) else f"{field}: {detail}"
 
 
 def digest(payload: bytes) -> int:
