@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from devices.errors import CitytelError
@@ -50,8 +51,15 @@ def _answer(status: str) -> JSONResponse:
     return JSONResponse({"status": status}, status_code=200 if status == "ok" else 503)
 
 
-def health_app(*, running: Callable[[], bool], database_url: str, broker: Broker) -> Starlette:
-    """The probes' application; ``running`` says whether the ingest loop runs."""
+def health_app(
+    *,
+    running: Callable[[], bool],
+    database_url: str,
+    broker: Broker,
+    metrics: Callable[[], bytes] | None = None,
+) -> Starlette:
+    """The probes' application; ``running`` says whether the ingest loop runs;
+    ``metrics``, when given, is served at ``/metrics`` (the ingester's own)."""
 
     async def healthz(request: Request) -> JSONResponse:
         return _answer("ok" if running() else "ingest loop stopped")
@@ -65,4 +73,11 @@ def health_app(*, running: Callable[[], bool], database_url: str, broker: Broker
             return _answer("broker unavailable")
         return _answer("ok")
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/readyz", readyz)])
+    async def exposition(request: Request) -> Response:
+        assert metrics is not None
+        return Response(metrics(), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    if metrics is not None:
+        routes.append(Route("/metrics", exposition))
+    return Starlette(routes=routes)

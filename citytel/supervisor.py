@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 
 from api.app import create_app
 from api.routes.open_data import OpenDataPolicy
@@ -40,6 +41,7 @@ from citytel.local import LocalMosquitto, LocalPostgres, Ports
 from citytel.settings import Settings, broker_from_url
 from devices.errors import ServerError
 from ingest.ingester import Ingester
+from ingest.metrics import exposition, registry_of
 from simulators.city import build_city
 from simulators.run import Simulation
 from storage.database import connect
@@ -242,6 +244,10 @@ async def up(settings: Settings, *, simulate: bool = True) -> None:
                 ingester(settings, ends.database_url, ends.mqtt_url)
             )
             watches["ingester"] = ingest.wait
+            registry = registry_of(ingest)  # the API's /metrics shows the ingester's too
+            app = server.config.app
+            assert isinstance(app, Starlette)
+            app.state.process_metrics = lambda: exposition(registry)
             sim = None
             if simulate:
                 sim = await stack.enter_async_context(_simulation(settings, ends.mqtt_url))
@@ -292,10 +298,12 @@ async def ingest(settings: Settings, database_url: str, mqtt_url: str) -> None:
 
         watches: dict[str, Watch] = {"ingester": watch}
         if settings.health_port:
+            registry = registry_of(running)
             app = health_app(
                 running=lambda: loop_runs[0],
                 database_url=database_url,
                 broker=broker_from_url(mqtt_url, ca_file=settings.mqtt_ca_file),
+                metrics=lambda: exposition(registry),
             )
             server = _uvicorn(app, settings.health_host, settings.health_port)
             watches["health"] = await stack.enter_async_context(serving(server))

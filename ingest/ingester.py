@@ -34,6 +34,7 @@ from ingest.detect import Detection
 from ingest.formats.mapping import load_mapping
 from ingest.formats.router import Router
 from ingest.formats.sparkplug import host_state
+from ingest.metrics import commit_histogram, detect_histogram
 from ingest.mqtt import Delivery, Subscription
 from ingest.reasons import Reason
 from ingest.stats import IngestStats
@@ -103,6 +104,8 @@ class Ingester:
         self._timezone = c.timezone
         self._holding = 0
         self.stats = IngestStats()
+        self.commit_seconds = commit_histogram()
+        self.detect_seconds = detect_histogram()
         self.mode: Mode | None = None
 
     def _router(self, tables: Tables) -> Router:
@@ -226,6 +229,11 @@ class Ingester:
                 raise
 
     @property
+    def session(self) -> Subscription:
+        """The MQTT session (for its counters: reconnects, lost sessions, held bytes)."""
+        return self._subscription
+
+    @property
     def held(self) -> int:
         """Messages in memory and not yet acknowledged (waiting, or being committed).
 
@@ -252,6 +260,10 @@ class Ingester:
         with the database's reason: one poison message never stops the others.
         """
         batch = self._batch(deliveries)
+        with self.commit_seconds.time():
+            await self._store_batch(batch, deliveries)
+
+    async def _store_batch(self, batch: Batch, deliveries: list[Delivery]) -> None:
         delay, attempts = 0.2, 0
         while True:
             try:
@@ -355,7 +367,8 @@ class Ingester:
             out_of_range=columns.out_of_range,
             received=columns.messages.received_at_us[stored.message],
         )
-        changes = await self._in_worker(observe)
+        with self.detect_seconds.time():
+            changes = await self._in_worker(observe)
         await self._write_episodes(conn, changes)
 
     async def _write_episodes(

@@ -7,9 +7,10 @@ episodes and gateways. Rates are over the last minute.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 
 from api.deps import Conn, get_role
@@ -78,7 +79,23 @@ def render(f: queries.ServiceFigures) -> str:
     response_class=PlainTextResponse,
     responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
 )
-async def metrics(conn: Conn) -> PlainTextResponse:
-    """Ingest rates, lag, batch sizes, dead letters by reason, anomalies opened."""
-    figures = await queries.service_figures(conn)
-    return PlainTextResponse(render(figures), media_type=CONTENT_TYPE)
+async def metrics(conn: Conn, request: Request) -> PlainTextResponse:
+    """Ingest rates, lag, batch sizes, dead letters by reason, anomalies opened; and, when
+    the ingester runs in the same process (``citytel up``), the ingester's own metrics.
+
+    The database's figures are computed at most every ``_CACHE_S`` seconds, so scrapes
+    from several Prometheus servers cost one query."""
+    state = request.app.state
+    cached: tuple[float, str] | None = getattr(state, "metrics_cache", None)
+    now = time.monotonic()
+    if cached is None or now - cached[0] > _CACHE_S:
+        cached = (now, render(await queries.service_figures(conn)))
+        state.metrics_cache = cached
+    text = cached[1]
+    process = getattr(state, "process_metrics", None)
+    if process is not None:
+        text += process().decode()
+    return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+
+_CACHE_S = 10.0
