@@ -50,8 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="publish a simulated city to CITYTEL_MQTT_URL")
     simulators.cli.add_arguments(p)
     p.set_defaults(run=_simulate)
-    p = sub.add_parser("provision", help="add a broker user: password and ACL lines")
-    p.add_argument("role", choices=["gateway", "ingester"])
+    p = sub.add_parser(
+        "provision", help="add a broker user (password, ACL lines) or a gateway's HTTP token"
+    )
+    p.add_argument("role", choices=["gateway", "ingester", "http"])
     p.add_argument("username", help="for a gateway: its gateway id")
     p.add_argument("--password-file", type=Path, default=Path("/etc/mosquitto/citytel/passwd"))
     p.add_argument("--acl-file", type=Path, default=Path("/etc/mosquitto/citytel/acl"))
@@ -74,6 +76,21 @@ def _parser() -> argparse.ArgumentParser:
     catalog_cli.add_parser(sub)
     deadletters_cli.add_parser(sub)
     return parser
+
+
+async def _http_token(settings: Settings, gateway_id: str) -> str:
+    from storage.database import connect
+    from storage.gateway_tokens import create_token
+
+    conn = await connect(_require(settings.database_url, "CITYTEL_DATABASE_URL"), autocommit=True)
+    try:
+        return await create_token(conn, gateway_id)
+    finally:
+        await conn.close()
+
+
+def _run_value(coro: Coroutine[Any, Any, str]) -> str:
+    return asyncio.run(coro)
 
 
 def _run(coro: Coroutine[Any, Any, None]) -> None:
@@ -121,6 +138,11 @@ def _simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _provision(settings: Settings, args: argparse.Namespace) -> None:
     from citytel.provision import provision
+
+    if args.role == "http":
+        print(f"token: {_run_value(_http_token(settings, args.username))}")
+        print(f"(for POST /v1/ingest/{args.username}: Authorization: Bearer <token>)")
+        return
 
     made = provision(
         args.username,

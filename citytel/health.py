@@ -57,6 +57,7 @@ def health_app(
     database_url: str,
     broker: Broker,
     metrics: Callable[[], bytes] | None = None,
+    extra: list[Route] | None = None,
 ) -> Starlette:
     """The probes' application; ``running`` says whether the ingest loop runs;
     ``metrics``, when given, is served at ``/metrics`` (the ingester's own)."""
@@ -80,4 +81,4 @@ def health_app(
     routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
     if metrics is not None:
         routes.append(Route("/metrics", exposition))
-    return Starlette(routes=routes)
+    return Starlette(routes=[*routes, *(extra or [])])

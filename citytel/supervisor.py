@@ -31,11 +31,13 @@ from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.routing import Route
 
 from api.app import create_app
 from api.routes.open_data import OpenDataPolicy
 from citytel import status
 from citytel.health import health_app
+from citytel.http_ingest import ingest_route
 from citytel.lifecycle import Watch, supervise
 from citytel.local import LocalMosquitto, LocalPostgres, Ports
 from citytel.settings import Settings, broker_from_url
@@ -248,6 +250,7 @@ async def up(settings: Settings, *, simulate: bool = True) -> None:
             app = server.config.app
             assert isinstance(app, Starlette)
             app.state.process_metrics = lambda: exposition(registry)
+            app.router.routes.insert(0, _http_ingest(settings, ingest, ends.database_url))
             sim = None
             if simulate:
                 sim = await stack.enter_async_context(_simulation(settings, ends.mqtt_url))
@@ -272,6 +275,12 @@ async def up(settings: Settings, *, simulate: bool = True) -> None:
                 ends.database_url,
             )
             await supervise(watches)
+
+
+def _http_ingest(settings: Settings, running: Ingester, database_url: str) -> Route:
+    """POST /v1/ingest/{gateway_id} into this ingester (citytel.http_ingest)."""
+    limit = settings.max_payload_bytes
+    return ingest_route(running, database_url=database_url, max_payload_bytes=limit)
 
 
 def _forever_after(part: Watch) -> Watch:
@@ -304,6 +313,7 @@ async def ingest(settings: Settings, database_url: str, mqtt_url: str) -> None:
                 database_url=database_url,
                 broker=broker_from_url(mqtt_url, ca_file=settings.mqtt_ca_file),
                 metrics=lambda: exposition(registry),
+                extra=[_http_ingest(settings, running, database_url)],
             )
             server = _uvicorn(app, settings.health_host, settings.health_port)
             watches["health"] = await stack.enter_async_context(serving(server))

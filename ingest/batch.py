@@ -92,6 +92,7 @@ class BatchBuilder:
         """Take one delivery; input that cannot be stored becomes a dead letter."""
         b = self._b
         b.deliveries += 1
+        b.delivered_at.append(received_us)
         parser = self.formats.parser_for(topic) if self.formats is not None else None
         if parser is not None:
             self._foreign(topic, parser.parse(topic, payload, received_us), payload, received_us)
@@ -168,6 +169,7 @@ class BatchBuilder:
             statuses=b.statuses,
             dead_letters=b.dead_letters,
             replies=b.replies,
+            delivered_at=b.delivered_at,
         )
 
     def _telemetry(
@@ -281,6 +283,7 @@ class _Parts:
     statuses: dict[str, tuple[str, int]] = field(default_factory=dict)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     replies: list[tuple[str, bytes]] = field(default_factory=list)
+    delivered_at: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +317,8 @@ class Batch:
     dead_letters: Sequence[DeadLetterRow]
     replies: Sequence[tuple[str, bytes]] = ()
     """Messages to publish once the batch is committed (a Sparkplug rebirth request)."""
+    delivered_at: Sequence[int] = ()
+    """When each delivery of the batch arrived (Unix µs), in order."""
 
     @property
     def gateway_ids(self) -> set[str]:

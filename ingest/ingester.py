@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -23,8 +24,8 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from devices.columns import DeadLetterRow, EpisodeChange, ValueColumns
-from devices.contract import DeviceInfo, subscriptions
-from devices.errors import StorageError, StorageUnavailable
+from devices.contract import TELEMETRY, DeviceInfo, subscriptions, topic
+from devices.errors import CitytelError, StorageError, StorageUnavailable
 from devices.tables import TABLES, Tables
 from ingest.aggregate import Aggregator, Prepared
 from ingest.batch import Batch, BatchBuilder, Columns
@@ -49,6 +50,22 @@ from storage.writer import WriteResult, write_batch, write_dead_letters
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class Overloaded(CitytelError):
+    """The ingester holds as much as it may: a submitted message must wait (HTTP 429)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one submitted message."""
+
+    values: int
+    """Values stored."""
+    duplicate: bool
+    """Its identity was stored before: nothing of it stored again."""
+    dead_letters: list[tuple[str, str]]
+    """(reason, detail) of each part refused."""
 
 
 class Ingester:
@@ -100,6 +117,8 @@ class Ingester:
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stack = contextlib.AsyncExitStack()
+        self._submitted: dict[int, asyncio.Future[Outcome]] = {}
+        self._last_submitted = 0
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="citytel-kernels")
         self._timezone = c.timezone
         self._holding = 0
@@ -155,6 +174,8 @@ class Ingester:
         await self._stack.aclose()
 
     async def _stop_loop(self) -> None:
+        for future in self._submitted.values():  # not committed: the caller may retry
+            future.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -227,6 +248,47 @@ class Ingester:
                 with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(commit, self._shutdown_grace_s)
                 raise
+
+    async def submit(self, gateway_id: str, payload: bytes, channel: str = TELEMETRY) -> Outcome:
+        """Ingest one message that came over HTTP, through the same batch path as MQTT;
+        returns once it is committed (or dead-lettered), with what became of it.
+
+        Raises ``Overloaded`` when the ingester holds as much as it may."""
+        c = self._config
+        if self.held >= c.receive_maximum or self._subscription.held_bytes >= c.max_held_bytes:
+            raise Overloaded(f"holding {self.held} messages")
+        received_us = max(time.time_ns() // 1000, self._last_submitted + 1)
+        self._last_submitted = received_us  # unique: it names the message's outcome
+        outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._submitted[received_us] = outcome
+        self._subscription.inject(
+            topic(gateway_id, channel, prefix=self._prefix), payload, received_us
+        )
+        try:
+            return await outcome
+        finally:
+            self._submitted.pop(received_us, None)
+
+    def _settle(self, batch: Batch, result: WriteResult) -> None:
+        """Tell the HTTP callers whose messages were in this committed batch."""
+        if not self._submitted:
+            return
+        letters: dict[int, list[tuple[str, str]]] = {}
+        for d in result.dead_letters:
+            letters.setdefault(d.received_at_us, []).append((str(d.reason), d.detail))
+        index = {at: m for m, at in enumerate(batch.msg_received)}
+        here = set(batch.delivered_at)
+        stored = result.stored
+        for at, future in list(self._submitted.items()):
+            if future.done() or at not in here:
+                continue
+            m = index.get(at)
+            new = m is not None and result.new is not None and bool(result.new[m])
+            values = int((stored.message == m).sum()) if new and stored is not None else 0
+            refused = letters.get(at, [])
+            # not new, or absent from the messages with nothing refused: a resend
+            duplicate = (m is not None and not new) or (m is None and not refused)
+            future.set_result(Outcome(values, duplicate, refused))
 
     @property
     def session(self) -> Subscription:
@@ -350,6 +412,7 @@ class Ingester:
             await registry.set_status(conn, dict(batch.statuses))
         for reply_topic, reply in batch.replies:  # committed: now ask for what we miss
             self._subscription.publish(reply_topic, reply)
+        self._settle(batch, result)
         await self._detect(conn, columns, result.stored)
         return result
 
@@ -456,6 +519,9 @@ class Ingester:
         async with transaction(self._connection()):
             await write_dead_letters(self._connection(), [row])
         self._count(WriteResult(dead_letters=[row]))
+        future = self._submitted.get(delivery.received_us)
+        if future is not None and not future.done():
+            future.set_result(Outcome(0, False, [(row.reason, row.detail)]))
 
     def _connection(self) -> psycopg.AsyncConnection[TupleRow]:
         if self._conn is None or self._conn.closed:

@@ -194,6 +194,16 @@ class Subscription:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), max_wait_s)
 
+    def inject(self, topic: str, payload: bytes, received_us: int) -> Delivery:
+        """Queue a message that came another way (HTTP) with the broker's: it takes the
+        same batch path; it has no PUBACK to send (QoS 0 here)."""
+        delivery = Delivery(topic, payload, received_us, 0, 0, self._generation)
+        self._inbox.append(delivery)
+        self.held_bytes += len(payload)
+        if len(self._inbox) >= self._wake_at:
+            self._wake.set()
+        return delivery
+
     def _pause(self, pause: bool) -> None:
         """Stop (or resume) reading from the broker's socket: memory is bounded in bytes,
         not only by the broker's count of unacknowledged messages."""

@@ -35,6 +35,8 @@ class WriteResult:
     """The values actually stored (the batch's, less those of duplicate messages)."""
     conflicts: list[tuple[int, int]] = field(default_factory=list)
     """(message index, stored digest) of duplicates whose stored content differs."""
+    new: npt.NDArray[np.bool_] | None = None
+    """Per message of the batch: stored now (else its identity was stored before)."""
 
 
 _INSERT_MESSAGES = """
@@ -98,7 +100,7 @@ async def write_batch(
         conflicts = await _conflicts(conn, messages, new)
     n_new = int(new.sum())
     return WriteResult(
-        n_new, len(messages) - n_new, len(kept_values), kept_letters, kept_values, conflicts
+        n_new, len(messages) - n_new, len(kept_values), kept_letters, kept_values, conflicts, new
     )
 
 
