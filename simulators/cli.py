@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from simulators.city import build_city
+from simulators.protocols import PROTOCOLS
 from simulators.run import Simulation, aligned_now
 
 log = logging.getLogger("simulators")
@@ -96,6 +97,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--ground-truth", type=Path, metavar="FILE", help="write injected faults (JSON Lines)"
     )
     p.add_argument("--msgpack", action="store_true", help="publish MessagePack, not JSON")
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        help="publish in another vendor's format instead of contract v1 (docs/simulators.md)",
+    )
 
 
 def plan(
@@ -167,6 +173,7 @@ def simulate(
             end=end,
             prefix=prefix,
             binary=args.msgpack,
+            protocol=args.protocol,
             fault_rate=rate,
             ground_truth=args.ground_truth,
             progress=True,

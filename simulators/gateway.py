@@ -39,6 +39,7 @@ from devices.contract import (
     topic,
 )
 from simulators.city import SimGateway
+from simulators.protocols import ProtocolEncoder
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class Outgoing:
     payload: bytes
     readings: int
     values: int
+    parts: tuple[tuple[str, bytes], ...] = ()
+    """In another vendor's protocol: the (topic, payload) messages that carry it."""
 
 
 class GatewayClient:
@@ -74,6 +77,7 @@ class GatewayClient:
         ca_file: str | None = None,
         window: int = 16,
         on_acked: Callable[[Outgoing], None] | None = None,
+        protocol: ProtocolEncoder | None = None,
     ) -> None:
         self.gateway = gateway
         self.gateway_id = gid = gateway.gateway_id
@@ -81,6 +85,7 @@ class GatewayClient:
         self._username, self._password = username, password
         self._tls = aiomqtt.TLSParameters(ca_certs=ca_file) if tls else None
         self._binary = binary
+        self._protocol = protocol
         self._window = window
         self._on_acked = on_acked
         self._telemetry = topic(gid, TELEMETRY_MSGPACK if binary else TELEMETRY, prefix=prefix)
@@ -107,9 +112,12 @@ class GatewayClient:
     def encode(self, message: Telemetry, values: int | None = None) -> Outgoing:
         """The message as this gateway publishes it; ``values``: how many it carries,
         if known (counted otherwise)."""
-        payload = (_MSGPACK if self._binary else _JSON).encode(message)
         if values is None:
             values = sum(len(r.metrics) for r in message.readings)
+        if self._protocol is not None:
+            parts = tuple(self._protocol.encode(message))
+            return Outgoing(message.seq, b"", len(message.readings), values, parts)
+        payload = (_MSGPACK if self._binary else _JSON).encode(message)
         return Outgoing(message.seq, payload, len(message.readings), values)
 
     def enqueue(self, out: Outgoing) -> None:
@@ -221,6 +229,8 @@ class GatewayClient:
                     self._client = client
                     await client.publish(self._status, ONLINE, 1, True)
                     await client.publish(self._devices, self._announcement(), 1)
+                    for birth_topic, birth in self._births():
+                        await client.publish(birth_topic, birth, 1)
                     self.connected.set()
                     backoff = 0.2
                     await self._pump(client)
@@ -234,6 +244,21 @@ class GatewayClient:
                 self._client = None
                 self.connected.clear()
 
+    def _births(self) -> list[tuple[str, bytes]]:
+        """What another vendor's protocol publishes on connecting (Sparkplug births)."""
+        if self._protocol is None:
+            return []
+        reconnected = getattr(self._protocol, "reconnected", None)
+        if reconnected is not None and self.reconnects:
+            return list(reconnected())
+        return list(self._protocol.birth())
+
+    async def _publish(self, client: aiomqtt.Client, out: Outgoing) -> None:
+        if not out.parts:
+            await client.publish(self._telemetry, out.payload, 1)
+        for part_topic, payload in out.parts:
+            await client.publish(part_topic, payload, 1)
+
     async def _pump(self, client: aiomqtt.Client) -> None:
         """Publish from the queue, ``window`` at a time, in order; on failure put what
         was in flight back at the head of the queue."""
@@ -242,7 +267,7 @@ class GatewayClient:
             while self._wanted.is_set():
                 while self.queue and len(flying) < self._window:
                     out = self.queue.popleft()
-                    task = asyncio.ensure_future(client.publish(self._telemetry, out.payload, 1))
+                    task = asyncio.ensure_future(self._publish(client, out))
                     flying.append((out, task))
                     self.inflight = len(flying)
                 if len(self.queue) < 2 * self._window:

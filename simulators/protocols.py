@@ -303,3 +303,19 @@ def _payload(timestamp: int, seq: int | None, metrics: list[bytes]) -> bytes:
     out = _field(1, 0, _varint(timestamp)) if timestamp else b""
     out += b"".join(_field(2, 2, m) for m in metrics)
     return out if seq is None else out + _field(3, 0, _varint(seq))
+
+
+def encoder_for(
+    protocol: str, gateway_id: str, devices: dict[str, list[str]], *, prefix: str = ""
+) -> ProtocolEncoder:
+    """The encoder of ``protocol`` (one of ``PROTOCOLS``) for one gateway whose
+    ``devices`` (device id -> catalog metrics) it publishes."""
+    if protocol == "chirpstack":
+        return ChirpStack(gateway_id, sorted(devices), prefix=prefix)
+    if protocol == "tts":
+        return TheThingsStack(gateway_id, sorted(devices), prefix=prefix)
+    if protocol == "sparkplug":
+        return Sparkplug(gateway_id, devices, prefix=prefix)
+    if protocol == "senml":
+        return SenML(gateway_id, prefix=prefix)
+    raise ValueError(f"unknown protocol {protocol!r}; known: {PROTOCOLS}")

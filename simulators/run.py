@@ -21,11 +21,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TextIO
 
+from devices.catalog import metrics_of
 from simulators.city import CHICAGO_AREA, Area, SimGateway
 from simulators.faults import Fault, write_ground_truth
 from simulators.gateway import GatewayClient, Outgoing
 from simulators.generator import CityGenerator, Event, Message
 from simulators.progress import Progress
+from simulators.protocols import ProtocolEncoder, encoder_for
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ class Simulation:
         window: int = 16,
         area: Area = CHICAGO_AREA,
         connect_timeout_s: float = 15.0,
+        protocol: str | None = None,
     ) -> None:
         self.city = city
         self.stats = SimulationStats()
@@ -105,6 +108,7 @@ class Simulation:
                 ca_file=ca_file,
                 window=window,
                 on_acked=self._acked,
+                protocol=_encoder(protocol, g, prefix),
             )
             for g in city
         }
@@ -242,3 +246,11 @@ class Simulation:
     def _figures(self) -> tuple[int, int, int, int]:
         s = self.stats
         return s.messages, s.readings, s.values, s.backlog
+
+
+def _encoder(protocol: str | None, gateway: SimGateway, prefix: str) -> ProtocolEncoder | None:
+    """The gateway's encoder in another vendor's protocol, or None (contract v1)."""
+    if protocol is None:
+        return None
+    devices = {d.device_id: [m.name for m in metrics_of(d.kind)] for d in gateway.devices}
+    return encoder_for(protocol, gateway.gateway_id, devices, prefix=prefix)

@@ -71,3 +71,39 @@ async def test_every_value_is_stored_once_or_dead_lettered_as_out_of_range(
     )
     assert rows[0][0] == sum(len(g.devices) for g in city)
     assert isinstance(stream[0], Message)
+
+
+@pytest.mark.parametrize("protocol", ["chirpstack", "tts", "sparkplug", "senml"])
+async def test_the_city_in_another_vendors_protocol_is_stored_value_for_value(
+    database_url: str, mosquitto: LocalMosquitto, topic_prefix: str, protocol: str
+) -> None:
+    city = build_city(seed=7, streetlights=6, environment=3, traffic=3, gateways=2)
+    start = datetime(2025, 11, 18, 12, tzinfo=UTC)
+    args = dict(start=start, end=start + timedelta(hours=2), interval_s=600.0, seed=3)
+    stream = list(CityGenerator(city, **args).messages())  # type: ignore[arg-type]
+    values = sum(m.values for m in stream)
+    options = {"batch_max_wait_s": 0.05, "formats": (protocol,)}
+    async with make_ingester(database_url, mosquitto, topic_prefix, "vendor", **options) as ing:
+        async with Simulation(
+            city,
+            host="127.0.0.1",
+            port=mosquitto.port,
+            prefix=topic_prefix,
+            speed=0,
+            protocol=protocol,
+            **args,  # type: ignore[arg-type]
+        ) as sim:
+            await asyncio.wait_for(sim.wait(), 60)
+
+        async def stored() -> bool:
+            rows = await query(database_url, "SELECT count(*) FROM readings")
+            return bool(rows[0][0] >= values)
+
+        await wait_until(stored, within_s=30)
+        assert ing.stats.duplicates == 0
+    rows = await query(
+        database_url, "SELECT count(*), count(DISTINCT (device, metric, time)) FROM readings"
+    )
+    assert rows == [(values, values)]  # every value the simulator sent, each once
+    letters = await query(database_url, "SELECT reason, count(*) FROM dead_letters GROUP BY 1")
+    assert letters == []
