@@ -11,8 +11,8 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
