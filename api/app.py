@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api import problems
 from api.deps import Limits
+from api.overload import Shedding
 from api.routes import anomalies, apikeys, devices, exports, gateways, health, series, service
 
 DESCRIPTION = """Read citytel: devices, series, anomalies, gateways, service metrics and
@@ -19,6 +20,10 @@ open-data exports. Every route but `/healthz`, `/readyz` and `/problems/*` needs
 key: `Authorization: Bearer <key>` (`citytel apikey create --role reader`). Times are
 RFC 3339 with an offset, in and out. Errors are RFC 9457 problems
 (`application/problem+json`) whose `type` is stable. See docs/api.md."""
+
+
+RECONNECT_TIMEOUT_S = 2.0
+"""Longest chain of reconnection attempts of the pool before it starts afresh."""
 
 
 def create_app(
@@ -42,6 +47,13 @@ def create_app(
             max_size=8,
             open=False,
             timeout=limits.pool_timeout_s,
+            # A connection that died with the server (a restart) is found and replaced
+            # when a request takes it, instead of failing that request.
+            check=AsyncConnectionPool.check_connection,
+            # While the server is down the pool retries with a doubling delay; giving up
+            # after a short while bounds that delay, so the pool reconnects within about
+            # a second of the next request once the server is back.
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
             # No server-side prepared statements: the queries' optional filters need
             # plans made for the values at hand, not generic ones.
             kwargs={"autocommit": True, "options": options, "prepare_threshold": None},
@@ -53,6 +65,7 @@ def create_app(
     app.state.limits = limits
     app.state.broker = broker
     problems.install(app)
+    app.add_middleware(Shedding, max_in_flight=limits.max_in_flight)
     for module in (health, devices, series, anomalies, gateways, exports, service, apikeys):
         app.include_router(module.router)
 

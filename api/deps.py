@@ -25,6 +25,8 @@ class Limits:
     """Per SQL statement, on every connection of the API's pool."""
     pool_timeout_s: float = 5.0
     """How long a request waits for a pooled connection before a 503."""
+    max_in_flight: int = 64
+    """Requests served at once (``/healthz`` and ``/readyz`` aside); more get a 503 at once."""
 
 
 def get_pool(request: Request) -> AsyncConnectionPool:
