@@ -157,9 +157,13 @@ class Books:
     devices: set[str]
     statuses: set[str]
 
+    def dead_lettered(self, where: str, payload: bytes) -> bool:
+        """Whether a dead letter on ``where`` holds ``payload`` (or its start)."""
+        return any((where, d) in self.dead for d in _digests(payload))
+
     def why_unaccounted(self, where: str, payload: bytes, prefix: str) -> str | None:
         """None when the message is accounted for; otherwise what is missing."""
-        if any((where, d) in self.dead for d in _digests(payload)):
+        if self.dead_lettered(where, payload):
             return None
         parsed = parse_topic(where, prefix=prefix)
         if parsed is None:
@@ -198,7 +202,7 @@ def _digest_of(item: Any) -> str:
     return hashlib.md5(encoded[: Limits().dead_letter_payload_bytes]).hexdigest()
 
 
-async def _books(database_url: str) -> tuple[Books, Counter[str], int]:
+async def read_books(database_url: str) -> tuple[Books, Counter[str], int]:
     conn = await connect(database_url, autocommit=True)
     try:
 
@@ -289,7 +293,7 @@ async def run(
         if exited.done():
             report.ingester_exited = exited.exception() or True
         exited.cancel()
-    books, report.dead_letters, report.messages_stored = await _books(database_url)
+    books, report.dead_letters, report.messages_stored = await read_books(database_url)
     for where, payload in fuzz:
         why = books.why_unaccounted(where, payload, prefix)
         if why is not None:
