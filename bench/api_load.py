@@ -107,7 +107,7 @@ async def _load(port: int, routes: tuple[str, ...], clients: int, n: int, key: s
     return out
 
 
-def _pct(values: list[float], q: float) -> float:
+def _pct(values: list[float], q: int) -> float:
     return (
         statistics.quantiles(values, n=100, method="inclusive")[q - 1]
         if len(values) > 1

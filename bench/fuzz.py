@@ -60,7 +60,8 @@ class Report:
     published: int = 0
     acknowledged: int = 0
     unaccounted: list[tuple[str, bytes, str]] = field(default_factory=list)
-    ingester_exited: BaseException | bool | None = False
+    ingester_exited: str = ""
+    """Why the ingester stopped, if it did (it must not)."""
     stalled: bool = False
     good_sent: int = 0
     good_stored: int = 0
@@ -74,7 +75,7 @@ class Report:
     def balanced(self) -> bool:
         return (
             not self.unaccounted
-            and self.ingester_exited is False
+            and not self.ingester_exited
             and not self.stalled
             and self.good_stored == self.good_distinct == self.good_sent
         )
@@ -207,7 +208,7 @@ async def read_books(database_url: str) -> tuple[Books, Counter[str], int]:
     try:
 
         async def rows(sql: str) -> list[Any]:
-            return await (await conn.execute(sql)).fetchall()  # type: ignore[arg-type]
+            return await (await conn.execute(sql)).fetchall()
 
         identities = {
             (g, s)
@@ -291,7 +292,8 @@ async def run(
                 break
         report.seconds["ingest"] = time.monotonic() - t1
         if exited.done():
-            report.ingester_exited = exited.exception() or True
+            failure = exited.exception()
+            report.ingester_exited = repr(failure) if failure else "its loop returned"
         exited.cancel()
     books, report.dead_letters, report.messages_stored = await read_books(database_url)
     for where, payload in fuzz:
@@ -321,7 +323,7 @@ def print_report(report: Report) -> None:
         f" ({report.good_distinct} distinct), longest gap between commits"
         f" {report.good_longest_gap_s:.2f} s"
     )
-    print(f"ingester exited: {report.ingester_exited}; stalled: {report.stalled}")
+    print(f"ingester exited: {report.ingester_exited or 'no'}; stalled: {report.stalled}")
     print(f"unaccounted: {len(report.unaccounted)}")
     for where, payload, why in report.unaccounted[:20]:
         print(f"  {where!r:.120} {payload!r:.200}: {why}")
