@@ -66,8 +66,8 @@ async def test_a_small_live_fuzz_balances_the_books(
 
 @pytest.fixture(scope="module")
 def hundred_thousand(pg_server: DatabaseServer, mosquitto: LocalMosquitto) -> Iterator[Report]:
-    """One run of 100,000 fuzzed messages (about 17 minutes on the shared 2-core machine:
-    9 to generate, 1 to publish, 6 to ingest)."""
+    """One run of 100,000 fuzzed messages: 8.5 to 17 minutes on the shared 2-core machine
+    (half of it to generate them)."""
     name = f"citytel_fuzz_{uuid.uuid4().hex[:6]}"
     url = pg_server.create(name, template=pg_server.template)
     prefix = f"fuzz-{uuid.uuid4().hex[:6]}/"
