@@ -9,10 +9,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from psycopg_pool import AsyncConnectionPool
 
 from api import problems
 from api.config import Limits
+from api.overload import Shedding
+from api.pool import api_pool
 from api.routes import (
     anomalies,
     apikeys,
@@ -54,20 +55,10 @@ def create_app(
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigurationError(f"CITYTEL_TIMEZONE: unknown time zone {timezone!r}") from exc
-    options = f"-c statement_timeout={limits.statement_timeout_ms} -c TimeZone=UTC"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with AsyncConnectionPool(
-            database_url,
-            min_size=1,
-            max_size=8,
-            open=False,
-            timeout=limits.pool_timeout_s,
-            # No server-side prepared statements: the queries' optional filters need
-            # plans made for the values at hand, not generic ones.
-            kwargs={"autocommit": True, "options": options, "prepare_threshold": None},
-        ) as pool:
+        async with api_pool(database_url, limits) as pool:
             app.state.pool = pool
             yield
 
@@ -77,6 +68,7 @@ def create_app(
     app.state.timezone = timezone
     app.state.open_data = open_data_policy or OpenDataPolicy(timezone=timezone)
     problems.install(app)
+    app.add_middleware(Shedding, max_in_flight=limits.max_in_flight)
     routers = [health, devices, series, anomalies, gateways, exports, service, apikeys, catalog]
     routers.append(deadletters)
     for module in (*routers, open_data):

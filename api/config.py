@@ -15,6 +15,8 @@ class Limits:
     """Per SQL statement, on every connection of the API's pool."""
     pool_timeout_s: float = 5.0
     """How long a request waits for a pooled connection before a 503."""
+    max_in_flight: int = 64
+    """Requests served at once (``/healthz`` and ``/readyz`` aside); more get a 503 at once."""
     seq_epoch_gap: int = 10_000
     """A gateway's seq jump above this starts a new counting epoch (a restart), not lost
     messages: the contract restarts seq from the time in milliseconds."""

@@ -62,6 +62,11 @@ TOO_MANY_POINTS = ProblemType(
 UNAVAILABLE = ProblemType(
     "unavailable", 503, "Database unavailable", "The database cannot be reached; retry later."
 )
+OVERLOADED = ProblemType(
+    "overloaded", 503, "Too many requests in flight",
+    "The API is serving as many requests as it admits at once: retry after `Retry-After`"
+    " seconds.",
+)  # fmt: skip
 TIMEOUT = ProblemType(
     "timeout", 504, "Query timed out",
     "The query ran past the statement timeout: narrow the request (time range, series).",
@@ -84,6 +89,7 @@ TYPES = {
         VALIDATION,
         TOO_MANY_POINTS,
         UNAVAILABLE,
+        OVERLOADED,
         TIMEOUT,
         CATALOG_REFUSED,
         INTERNAL,

@@ -2,7 +2,9 @@
 
 The broker's access control is Mosquitto's own: a password file (hashed by
 ``mosquitto_passwd``) and an ACL file. A gateway's user may publish only under
-``city/v1/gateways/<its id>/``; an ingester's user may only subscribe.
+``city/v1/gateways/<its id>/``; an ingester's user may only subscribe. The shipped
+broker configuration makes each user's name its client id (``use_username_as_clientid``),
+so a user name is also a session: one name is never given two roles.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ def provision(
     if not re.match(ID_PATTERN, username):
         raise ConfigurationError(f"not a valid gateway or user id: {username!r}")
     block = acl_lines(username, role=role, prefix=prefix)
+    existing = acl_file.read_text() if acl_file.exists() else ""
+    if f"user {username}" in existing.splitlines() and block not in existing:
+        # Resetting it would hand another role's session (its client id) to this one.
+        raise ConfigurationError(
+            f"user {username!r} already exists in {acl_file} with other rights; choose another name"
+        )
     tool = shutil.which("mosquitto_passwd")
     if tool is None:
         raise ConfigurationError(
@@ -57,7 +65,6 @@ def provision(
     )
     if done.returncode != 0:
         raise ConfigurationError(f"mosquitto_passwd failed: {done.stderr.strip()}")
-    existing = acl_file.read_text() if acl_file.exists() else ""
     if block not in existing:
         separator = "" if not existing or existing.endswith("\n\n") else "\n"
         with acl_file.open("a") as f:

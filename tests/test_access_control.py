@@ -1,23 +1,29 @@
-"""A real Mosquitto with TLS, passwords and the ACL that ``citytel provision`` writes."""
+"""A real Mosquitto started with the shipped configuration (deploy/mosquitto/mosquitto.conf,
+only paths and port adapted), with the passwords and ACL that ``citytel provision`` writes."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
+import shutil
 import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
 
-from citytel.local import LocalMosquitto
+from citytel.local import free_port, wait_for_port
 from devices.contract import topic
 from ingest.config import Broker, IngesterConfig
 from ingest.ingester import Ingester
-from tests.helpers import T0_MS, query, reading, telemetry, wait_until
+from tests.helpers import T0_MS, delivered, query, reading, telemetry, wait_until
+
+SHIPPED = Path(__file__).parent.parent / "deploy" / "mosquitto" / "mosquitto.conf"
 
 
 def _certificates(d: Path) -> tuple[Path, Path, Path]:
@@ -95,25 +101,58 @@ def _provision(role: str, name: str, d: Path) -> str:
     return done.stdout.split("password: ")[1].split()[0]
 
 
+class ShippedMosquitto:
+    """Mosquitto running deploy/mosquitto/mosquitto.conf with its paths moved under ``d``
+    (certificates, passwd and acl expected there) and its TLS listener on a free port."""
+
+    def __init__(self, d: Path) -> None:
+        self.port = free_port()
+        conf = SHIPPED.read_text()
+        for shipped, here in (
+            ("listener 8883\n", f"listener {self.port} 127.0.0.1\n"),
+            ("/etc/mosquitto/certs/", f"{d}/"),
+            ("/etc/mosquitto/citytel/", f"{d}/"),
+            ("/var/lib/mosquitto/", f"{d}/"),
+        ):
+            assert shipped in conf, f"the shipped configuration changed: {shipped!r} not found"
+            conf = conf.replace(shipped, here)
+        # Run as ourselves (as root, Mosquitto would switch to a user who cannot read d).
+        conf += f"\nuser {getpass.getuser()}\nlog_dest file {d}/mosquitto.log\n"
+        (d / "mosquitto.conf").write_text(conf)
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self._process = subprocess.Popen([binary, "-c", str(d / "mosquitto.conf")])
+        wait_for_port(self.port, timeout=10, process=self._process, what="mosquitto")
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(timeout=10)
+
+
 @pytest.fixture
-def secured(tmp_path: Path) -> Iterator[tuple[LocalMosquitto, dict[str, str], Path]]:
+def secured(tmp_path: Path) -> Iterator[tuple[ShippedMosquitto, dict[str, str], Path]]:
     passwords = {
         name: _provision(role, name, tmp_path)
-        for role, name in (("ingester", "citytel-ingest"), ("gateway", "gw-a"), ("gateway", "gw-b"))
+        for role, name in (
+            ("ingester", "citytel-ingest"),
+            ("ingester", "citytel-ingest-2"),  # a second ingester, as it shares the load
+            ("gateway", "gw-a"),
+            ("gateway", "gw-b"),
+        )
     }
-    tls = _certificates(tmp_path)
-    broker = LocalMosquitto(
-        tmp_path / "mosquitto",
-        password_file=tmp_path / "passwd",
-        acl_file=tmp_path / "acl",
-        tls=tls,
-    )
-    with broker:
-        yield broker, passwords, tls[0]
+    ca, _, _ = _certificates(tmp_path)
+    broker = ShippedMosquitto(tmp_path)
+    try:
+        yield broker, passwords, ca
+    finally:
+        broker.stop()
 
 
 def _client(
-    broker: LocalMosquitto, ca: Path, user: str | None = None, password: str | None = None
+    broker: ShippedMosquitto,
+    ca: Path,
+    user: str | None = None,
+    password: str | None = None,
+    **options: Any,
 ) -> aiomqtt.Client:
     return aiomqtt.Client(
         "127.0.0.1",
@@ -122,6 +161,22 @@ def _client(
         password=password,
         protocol=aiomqtt.ProtocolVersion.V5,
         tls_context=ssl.create_default_context(cafile=str(ca)),
+        **options,
+    )
+
+
+def _ingester(broker: ShippedMosquitto, ca: Path, password: str, database_url: str) -> Ingester:
+    # The client id it asks for differs from its user name: the broker uses the user name.
+    return Ingester(
+        database_url=database_url,
+        config=IngesterConfig(client_id="citytel-ingest-1"),
+        broker=Broker(
+            port=broker.port,
+            username="citytel-ingest",
+            password=password,
+            tls=True,
+            ca_file=str(ca),
+        ),
     )
 
 
@@ -133,21 +188,20 @@ def test_provisioning_writes_one_acl_block_per_user(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("gw-7:$7$")  # hashed, never plain
 
 
+def test_provisioning_never_gives_a_name_a_second_role(tmp_path: Path) -> None:
+    _provision("ingester", "citytel-ingest", tmp_path)
+    before = (tmp_path / "passwd").read_text(), (tmp_path / "acl").read_text()
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        _provision("gateway", "citytel-ingest", tmp_path)
+    assert "already exists" in refused.value.stderr
+    assert ((tmp_path / "passwd").read_text(), (tmp_path / "acl").read_text()) == before
+
+
 async def test_a_gateway_speaks_only_for_itself_and_strangers_stay_out(
-    secured: tuple[LocalMosquitto, dict[str, str], Path], database_url: str
+    secured: tuple[ShippedMosquitto, dict[str, str], Path], database_url: str
 ) -> None:
     broker, passwords, ca = secured
-    ingester = Ingester(
-        database_url=database_url,
-        config=IngesterConfig(client_id="citytel-ingest-1"),
-        broker=Broker(
-            port=broker.port,
-            username="citytel-ingest",
-            password=passwords["citytel-ingest"],
-            tls=True,
-            ca_file=str(ca),
-        ),
-    )
+    ingester = _ingester(broker, ca, passwords["citytel-ingest"], database_url)
     own = telemetry("gw-a", 1, [reading("sl-a", T0_MS, power_w=10.0)])
     as_b = telemetry("gw-b", 1, [reading("sl-b", T0_MS, power_w=20.0)])
     async with ingester:
@@ -157,8 +211,8 @@ async def test_a_gateway_speaks_only_for_itself_and_strangers_stay_out(
             ("gw-a", topic("gw-a", "telemetry"), own),
             ("gw-a", topic("gw-b", "telemetry"), as_b),  # denied by the ACL
             ("gw-a", topic("gw-a", "telemetry"), as_b),  # B's payload on A's topic
-            ("citytel-ingest", topic("gw-b", "telemetry"), as_b),
-        ]  # may only read
+            ("citytel-ingest-2", topic("gw-b", "telemetry"), as_b),  # may only read
+        ]
         for user, where, payload in attempts:
             with contextlib.suppress(aiomqtt.MqttError):
                 async with _client(broker, ca, user, passwords[user]) as client:
@@ -183,3 +237,45 @@ async def test_a_gateway_speaks_only_for_itself_and_strangers_stay_out(
     assert stored == [("sl-a", 10.0)]
     letters = await query(database_url, "SELECT reason, topic FROM dead_letters")
     assert letters == [("gateway_mismatch", "city/v1/gateways/gw-a/telemetry")]
+
+
+async def test_a_gateway_login_cannot_take_the_ingesters_client_id_or_session(
+    secured: tuple[ShippedMosquitto, dict[str, str], Path], database_url: str
+) -> None:
+    broker, passwords, ca = secured
+    ingester = _ingester(broker, ca, passwords["citytel-ingest"], database_url)
+    gw_a = ("gw-a", passwords["gw-a"])
+    stolen_ids = ("citytel-ingest", "citytel-ingest-1")  # its user name, the id it sends
+    async with ingester:
+        for seq, stolen in enumerate(stolen_ids, start=1):
+            async with _client(broker, ca, *gw_a, identifier=stolen, clean_start=True) as thief:
+                message = telemetry("gw-a", seq, [reading("sl-a", T0_MS + seq, power_w=1.0)])
+                await thief.publish(topic("gw-a", "telemetry"), message, qos=1)
+                await wait_until(lambda seq=seq: delivered(ingester, seq))
+        # Taking the id over would have dropped the ingester, which then reconnects.
+        assert ingester._subscription.reconnects == 0 and ingester._subscription.connected
+    # The ingester is away; the broker queues for its persistent session...
+    queued = [
+        (
+            topic("gw-b", "telemetry"),
+            telemetry("gw-b", seq, [reading("sl-b", T0_MS + seq, power_w=2.0)]),
+        )
+        for seq in range(1, 51)
+    ]
+    async with _client(broker, ca, "gw-b", passwords["gw-b"]) as gateway:
+        for where, payload in queued:
+            await gateway.publish(where, payload, qos=1)  # each acknowledged by the broker
+    # ...and a gateway that logs in with the ingester's ids and a clean start wipes nothing.
+    for stolen in stolen_ids:
+        async with _client(broker, ca, *gw_a, identifier=stolen, clean_start=True):
+            pass
+    ingester = _ingester(broker, ca, passwords["citytel-ingest"], database_url)
+    async with ingester:
+        await wait_until(lambda: delivered(ingester, len(queued)))
+    stored = await query(
+        database_url,
+        "SELECT g.gateway_id, count(*) FROM messages m JOIN gateways g ON g.id = m.gateway"
+        " GROUP BY 1 ORDER BY 1",
+    )
+    assert stored == [("gw-a", 2), ("gw-b", 50)]
+    assert await query(database_url, "SELECT reason FROM dead_letters") == []
