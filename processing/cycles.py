@@ -1,0 +1,249 @@
+"""Each series' own cycle, learned from its time stamps: none, daily or weekly.
+
+For every series three models predict the next value, and the one that has predicted the
+series best lately is its model:
+
+- **no cycle**: the recent level, an EWMA (Huber-clipped: one spike does not drag it);
+- **daily**: a level for each half hour of the day (48 bins), plus a common offset that
+  follows slow changes of the whole curve;
+- **weekly**: a level for each hour of the week (168 bins), plus its offset.
+
+A bin is found from the value's time stamp, never from its position in the series, so
+irregular sampling, gaps of days and a missing day cost nothing: the bins not visited keep
+their levels. A cycle model is used only where its bin (and the neighbouring bin nearer
+in time) has been seen on ``cycle_days`` earlier days (weeks), and only when its mean
+absolute error is below ``gain`` times the simpler model's (daily against no cycle,
+weekly against daily): a series without a rhythm keeps the no-cycle model, since bins of
+noise predict no better than its level. A bin's level averages about ``memory_days`` of
+its days, however many values a day brings.
+
+The prediction is a band, from the bin's level to its nearer neighbour's (a curve moves
+within half an hour at dawn or in the rush; a square wave jumps), and a value's *surprise*
+is its distance outside the band in spreads of that model's residuals from the bin's own
+level (one spread for each side: skewed noise has a longer upper tail), floored at the
+series' resolution (the smallest step seen between distinct values) and a share of its
+level. The surprise is raw:
+``processing.likelihood`` turns it into a score. A point is judged from the points before
+it only; -1 is "no judgement yet" (fewer than ``warmup`` points).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+DAY_BINS, WEEK_BINS = 48, 168
+BINS = DAY_BINS + WEEK_BINS
+"""A row of bins: the day's 48 half hours, then the week's 168 hours (Monday 00:00 first)."""
+FLAT, DAILY, WEEKLY = 0, 1, 2
+"""The models, as ``Cycles.update`` names the one used for each value."""
+_MIN_ERRORS = 50  # a cycle model's error must rest on this many values before it is used
+
+
+@numba.njit(cache=True, nogil=True)
+def _band(
+    row: int, b: int, nb: int, profile: Any, cycles: Any, need: int, offset: float
+) -> tuple[bool, float, float]:
+    """The model's band at bin ``b`` (nearer neighbour ``nb``); False while unlearnt."""
+    if cycles[row, b] <= need:
+        return False, 0.0, 0.0
+    lo = hi = float(profile[row, b])
+    if cycles[row, nb] > need:
+        lo = min(lo, float(profile[row, nb]))
+        hi = max(hi, float(profile[row, nb]))
+    return True, lo + offset, hi + offset
+
+
+@numba.njit(cache=True, nogil=True)
+def _cycles(
+    row: I64,
+    time: I64,
+    value: F64,
+    offset_s: int,
+    p: F64,  # alpha, rel_floor, gain, memory_days
+    warmup: int,
+    need: int,
+    n: I64,
+    last: F64,
+    step: F64,
+    level: F64,  # (rows, 3): the no-cycle mean, the daily and weekly offsets
+    below: F64,  # (rows, 3): spread of each model's residuals below the band
+    above: F64,
+    error: F64,  # (rows, 3): mean absolute residual of each model
+    errors: I64,  # (rows, 3): residuals behind ``error``
+    profile: Any,  # (rows, BINS) float32: bin levels
+    visits: Any,  # (rows, BINS) int32: values seen in the bin
+    cycles: Any,  # (rows, BINS) int32: days (weeks) the bin was seen on
+    cycle_of: Any,  # (rows, BINS) int32: the last day (week) it was seen on
+    out: F64,
+    expected: F64,
+    model: I64,
+) -> None:
+    alpha, rel_floor, gain, memory = p[0], p[1], p[2], p[3]
+    lo = np.zeros(3)
+    hi = np.zeros(3)
+    ok = np.zeros(3, dtype=np.bool_)
+    res = np.zeros(3)
+    for j in range(row.shape[0]):
+        r, x = row[j], value[j]
+        k = n[r]
+        if k == 0:
+            level[r, 0], last[r], step[r] = x, x, math.inf
+        sec = time[j] // 1_000_000 + offset_s
+        day = sec // 86_400
+        in_day = sec - day * 86_400
+        weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+        week = (day + 3) // 7
+        bd = in_day // 1_800
+        nbd = (bd + (1 if in_day % 1_800 >= 900 else -1)) % DAY_BINS
+        bw = DAY_BINS + weekday * 24 + in_day // 3_600
+        nbw = DAY_BINS + (bw - DAY_BINS + (1 if in_day % 3_600 >= 1_800 else -1)) % WEEK_BINS
+        for b, c in ((bd, day), (bw, week)):
+            if visits[r, b] == 0 or c > cycle_of[r, b]:
+                cycles[r, b] += 1
+                cycle_of[r, b] = c
+        floor = max(step[r] if step[r] < math.inf else 0.0, rel_floor * abs(level[r, 0]), 1e-9)
+        ok[0], lo[0], hi[0] = True, level[r, 0], level[r, 0]
+        ok[1], lo[1], hi[1] = _band(r, bd, nbd, profile, cycles, need, level[r, 1])
+        ok[2], lo[2], hi[2] = _band(r, bw, nbw, profile, cycles, need, level[r, 2])
+        best = FLAT
+        for m in (DAILY, WEEKLY):
+            if ok[m] and errors[r, m] >= _MIN_ERRORS and error[r, m] < gain * error[r, best]:
+                best = m
+        for m in range(3):
+            res[m] = x - hi[m] if x > hi[m] else (x - lo[m] if x < lo[m] else 0.0)
+        d = res[best]
+        spread = above[r, best] if d > 0 else below[r, best]
+        scale = max(1.4826 * spread, floor)
+        out[j] = abs(d) / scale if k >= warmup else -1.0
+        expected[j] = 0.5 * (lo[best] + hi[best])
+        model[j] = best
+        # learn: each model's error and spread from its point prediction (the bin's own
+        # level: a band is wide where bins are young and noisy, which would flatter a cycle
+        # that is not there), then the levels
+        for m in range(3):
+            if not ok[m]:
+                continue
+            e = x - (
+                level[r, 0] if m == FLAT else level[r, m] + profile[r, bd if m == DAILY else bw]
+            )
+            sm = max(1.4826 * (above[r, m] if e > 0 else below[r, m]), floor)
+            young = k < warmup if m == FLAT else errors[r, m] < _MIN_ERRORS
+            c = e if young else max(-3.0 * sm, min(3.0 * sm, e))  # Huber, once it has a spread
+            a = max(alpha, 1.0 / (k + 1)) if m == FLAT else max(alpha, 1.0 / (errors[r, m] + 1))
+            if c > 0:
+                above[r, m] += a * (c - above[r, m])
+            else:
+                below[r, m] += a * (-c - below[r, m])
+            ae = max(alpha / 2, 1.0 / (errors[r, m] + 1))
+            error[r, m] += ae * (abs(c) - error[r, m])
+            errors[r, m] += 1
+        s0 = max(1.4826 * (above[r, 0] if res[0] > 0 else below[r, 0]), floor)
+        d0 = x - level[r, 0]
+        level[r, 0] += max(alpha, 1.0 / (k + 1)) * (
+            max(-3.0 * s0, min(3.0 * s0, d0)) if k >= warmup else d0
+        )
+        for m, b in ((DAILY, bd), (WEEKLY, bw)):
+            v = visits[r, b]
+            e = x - level[r, m] - (profile[r, b] if v > 0 else 0.0)
+            if v == 0:
+                profile[r, b] = x - level[r, m]
+            else:
+                sm = max(1.4826 * (above[r, m] if e > 0 else below[r, m]), floor)
+                if ok[m] and errors[r, m] >= _MIN_ERRORS:
+                    e = max(-3.0 * sm, min(3.0 * sm, e))
+                per_cycle = v / max(cycles[r, b], 1)  # values a day (week) bring to the bin
+                profile[r, b] += max(1.0 / (v + 1), 1.0 / (per_cycle * memory)) * e
+                if ok[m]:  # the whole curve moves: the offset follows, slowly
+                    level[r, m] += alpha / 2 * e
+            visits[r, b] = v + 1
+        diff = abs(x - last[r])
+        if 0.0 < diff < step[r]:
+            step[r] = diff
+        last[r] = x
+        n[r] = k + 1
+
+
+class Cycles:
+    """Surprise of each value against its series' learned cycle (none, daily or weekly)."""
+
+    def __init__(
+        self,
+        *,
+        alpha: float = 0.01,
+        warmup: int = 120,
+        rel_floor: float = 0.001,
+        cycle_days: int = 2,
+        gain: float = 0.7,
+        memory_days: float = 4.0,
+        utc_offset_s: int = 0,
+    ) -> None:
+        self.alpha, self.warmup, self.rel_floor = alpha, warmup, rel_floor
+        self.cycle_days, self.gain, self.memory_days = cycle_days, gain, memory_days
+        self.utc_offset_s = utc_offset_s
+        self.arrays: dict[str, npt.NDArray[Any]] = {}
+        self._allocate(0)
+
+    def _allocate(self, rows: int) -> None:
+        old, a = dict(self.arrays), self.arrays
+        a["n"] = np.zeros(rows, dtype=np.int64)
+        a["last"] = np.zeros(rows)
+        a["step"] = np.zeros(rows)
+        for name in ("level", "below", "above", "error"):
+            a[name] = np.zeros((rows, 3))
+        a["errors"] = np.zeros((rows, 3), dtype=np.int64)
+        a["profile"] = np.zeros((rows, BINS), dtype=np.float32)
+        for name in ("visits", "cycles", "cycle_of"):
+            a[name] = np.zeros((rows, BINS), dtype=np.int32)
+        for name, before in old.items():
+            a[name][: len(before)] = before
+
+    @property
+    def rows(self) -> int:
+        return len(self.arrays["n"])
+
+    def update(self, series: I64, time: I64, value: F64) -> tuple[F64, F64, I64]:
+        """Surprise (-1: not yet judged), expected value and model, one each per value.
+
+        ``series`` are dense row numbers (ids from 0); ``time`` in Unix µs.
+        """
+        s = np.ascontiguousarray(series, dtype=np.int64)
+        v = np.ascontiguousarray(value, dtype=np.float64)
+        if len(s) and int(s.max()) >= self.rows:
+            self._allocate(max(int(s.max()) + 1, 2 * self.rows))
+        a = self.arrays
+        out, expected = np.empty(len(s)), np.empty(len(s))
+        model = np.empty(len(s), dtype=np.int64)
+        params = np.array([self.alpha, self.rel_floor, self.gain, self.memory_days])
+        _cycles(
+            s,
+            np.ascontiguousarray(time, dtype=np.int64),
+            v,
+            self.utc_offset_s,
+            params,
+            self.warmup,
+            self.cycle_days,
+            a["n"],
+            a["last"],
+            a["step"],
+            a["level"],
+            a["below"],
+            a["above"],
+            a["error"],
+            a["errors"],
+            a["profile"],
+            a["visits"],
+            a["cycles"],
+            a["cycle_of"],
+            out,
+            expected,
+            model,
+        )
+        return out, expected, model
