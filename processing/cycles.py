@@ -23,8 +23,9 @@ is its distance outside the band in spreads of that model's residuals from the b
 level (one spread for each side: skewed noise has a longer upper tail), floored at the
 series' resolution (the smallest step seen between distinct values) and a share of its
 level. The surprise is raw:
-``processing.likelihood`` turns it into a score. A point is judged from the points before
-it only; -1 is "no judgement yet" (fewer than ``warmup`` points).
+``processing.likelihood`` turns it into a score; it keeps its sign (above or below the
+band). A point is judged from the points before it only; NaN is "no judgement yet"
+(fewer than ``warmup`` points).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def _cycles(
         d = res[best]
         spread = above[r, best] if d > 0 else below[r, best]
         scale = max(1.4826 * spread, floor)
-        out[j] = abs(d) / scale if k >= warmup else -1.0
+        out[j] = d / scale if k >= warmup else np.nan
         expected[j] = 0.5 * (lo[best] + hi[best])
         model[j] = best
         # learn: each model's error and spread from its point prediction (the bin's own
@@ -210,7 +211,7 @@ class Cycles:
         return len(self.arrays["n"])
 
     def update(self, series: I64, time: I64, value: F64) -> tuple[F64, F64, I64]:
-        """Surprise (-1: not yet judged), expected value and model, one each per value.
+        """Signed surprise (NaN: not judged yet), expected value and model, one per value.
 
         ``series`` are dense row numbers (ids from 0); ``time`` in Unix µs.
         """

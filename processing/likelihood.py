@@ -37,6 +37,10 @@ F64 = npt.NDArray[np.float64]
 
 U0, MEAN0, EXCESS0 = 1.7, 0.7, 0.45
 """Priors (Gaussian noise in robust spreads), worth about 10 exceedances."""
+SHORT_ALPHA = 0.1
+"""Weight of the short mean of signed surprises (about the last 10 values)."""
+SHORT_VAR0, SHORT_VAR_MIN = 0.1, 0.01
+"""Prior and floor of the short mean's variance (white noise of unit spread: 0.05)."""
 U_MIN, EXCESS_MIN = 1.0, 0.3
 """Floors of the quantile and of the mean excess when judging (not when learning): at
 least about 3.6 spreads to reach 0.5."""
@@ -50,20 +54,26 @@ def _likelihood(
     warmup: int,
     n: I64,
     exceeded: I64,
-    f: F64,  # (rows, 4): u, mean surprise, mean excess, mean squared excess
+    f: F64,  # (rows, 6): u, mean surprise, mean excess, mean squared excess, short, its var
     out: F64,
     tail: F64,
 ) -> None:
     q, tail_alpha, half, slope = p[0], p[1], p[2], p[3]
     for j in range(row.shape[0]):
-        r, x = row[j], z[j]
-        if x < 0.0:
+        r, signed = row[j], z[j]
+        if math.isnan(signed):
             out[j], tail[j] = 0.0, 1.0
             continue
+        x = abs(signed)
         k = n[r]
         if k == 0:
             f[r, 0], f[r, 1], f[r, 2], f[r, 3] = U0, MEAN0, EXCESS0, 2.0 * EXCESS0 * EXCESS0
+            f[r, 4], f[r, 5] = 0.0, SHORT_VAR0
         u, mean, e1, e2 = f[r, 0], f[r, 1], f[r, 2], f[r, 3]
+        # the recent surprises together: a shift of level or spread too small for any one
+        # value is the mean of the last few signed surprises, far out in its own spread
+        short = f[r, 4] + SHORT_ALPHA * (max(-6.0, min(6.0, signed)) - f[r, 4])
+        short_var = f[r, 5]
         # a series predicted almost perfectly has tiny surprises: a step of a few of its
         # spreads (floored at its resolution) is no anomaly however rare it is there
         ue, e1e = max(u, U_MIN), max(e1, EXCESS_MIN)
@@ -78,7 +88,9 @@ def _likelihood(
                 pr = (1.0 - q) * math.exp(-y / sigma)
         else:
             pr = 1.0 - q * x / ue
-        pr = max(pr, 1e-300)
+        zs = abs(short) / math.sqrt(max(short_var, SHORT_VAR_MIN))
+        pr = min(pr, math.erfc(zs / math.sqrt(2.0))) * 2.0  # either test (Bonferroni)
+        pr = max(min(pr, 1.0), 1e-300)
         tail[j] = pr
         if k >= warmup:
             out[j] = 1.0 / (1.0 + math.exp(-(-math.log10(pr) - half) * slope))
@@ -97,6 +109,10 @@ def _likelihood(
         else:
             u = max(0.0, u - eta * (1.0 - q))
         f[r, 0], f[r, 1], f[r, 2], f[r, 3] = u, mean, e1, e2
+        f[r, 4] = short
+        f[r, 5] = short_var + max(tail_alpha / 2, 1.0 / (k + 1)) * (
+            min(short * short, 9.0 * short_var) - short_var
+        )
         n[r] = k + 1
 
 
@@ -123,12 +139,12 @@ class Likelihood:
         old, a = dict(self.arrays), self.arrays
         a["n"] = np.zeros(rows, dtype=np.int64)
         a["exceeded"] = np.zeros(rows, dtype=np.int64)
-        a["f"] = np.zeros((rows, 4))
+        a["f"] = np.zeros((rows, 6))
         for name, before in old.items():
             a[name][: len(before)] = before
 
     def update(self, series: I64, surprise: F64) -> tuple[F64, F64]:
-        """Scores and tail probabilities, one each per surprise (-1: not judged)."""
+        """Scores and tail probabilities, one each per signed surprise (NaN: not judged)."""
         s = np.ascontiguousarray(series, dtype=np.int64)
         if len(s) and int(s.max()) >= len(self.arrays["n"]):
             self._allocate(max(int(s.max()) + 1, 2 * len(self.arrays["n"])))

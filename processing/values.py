@@ -49,7 +49,7 @@ class Scored:
     flatline: F64  # score in [0, 1]
     expected: F64  # the baseline the value was compared with
     model: I64  # which baseline: cycles.FLAT, DAILY, WEEKLY or GRID
-    surprise: F64  # raw surprise in spreads (-1: not judged yet)
+    surprise: F64  # raw surprise in spreads, signed (NaN: not judged yet)
     tail: F64  # its tail probability among the series' recent surprises
 
 
@@ -108,9 +108,11 @@ class ValueDetectors:
             g = None if group is None else group[i]
             usual, drift[i] = self.grid.update(series[i], time[i], value[i], g, raw=True)
             mine = surprise[i]
-            take = (usual < mine) | (usual < 0)  # unlearnt hours: no judgement yet
+            usual = np.where(usual < 0, np.nan, usual)  # an unlearnt hour: no judgement yet
+            with np.errstate(invalid="ignore"):
+                take = ~(usual >= np.abs(mine))  # the smaller surprise, or none
             j = i[take]
-            surprise[j] = usual[take]
+            surprise[j] = np.copysign(usual[take], np.where(np.isnan(mine[take]), 1.0, mine[take]))
             model[j] = GRID  # (the expected value stays the cycle's: the grid's is a band)
         deviation, tail = self.likelihood.update(series, surprise)
         flat = self.flatline.update(series, time, value)
