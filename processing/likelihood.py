@@ -40,6 +40,7 @@ U0, MEAN0, EXCESS0 = 1.7, 0.7, 0.45
 SHORT_ALPHA = 0.1
 """Weight of the short mean of signed surprises (about the last 10 values)."""
 SHORT_VAR0, SHORT_VAR_MIN = 0.1, 0.01
+LAPLACE = 1.0
 """Prior and floor of the short mean's variance (white noise of unit spread: 0.05)."""
 U_MIN, EXCESS_MIN = 1.0, 0.3
 """Floors of the quantile and of the mean excess when judging (not when learning): at
@@ -89,7 +90,9 @@ def _likelihood(
         else:
             pr = 1.0 - q * x / ue
         zs = abs(short) / math.sqrt(max(short_var, SHORT_VAR_MIN))
-        pr = min(pr, math.erfc(zs / math.sqrt(2.0))) * 2.0  # either test (Bonferroni)
+        # its tail taken as a Laplace's, not a Gaussian's: surprises of a real stream come
+        # in runs (the weather, a slow sensor), which fattens the short mean's tails
+        pr = min(pr, math.exp(-LAPLACE * zs)) * 2.0  # either test (Bonferroni)
         pr = max(min(pr, 1.0), 1e-300)
         tail[j] = pr
         if k >= warmup:
@@ -111,7 +114,7 @@ def _likelihood(
         f[r, 0], f[r, 1], f[r, 2], f[r, 3] = u, mean, e1, e2
         f[r, 4] = short
         f[r, 5] = short_var + max(tail_alpha / 2, 1.0 / (k + 1)) * (
-            min(short * short, 9.0 * short_var) - short_var
+            min(short * short, 25.0 * short_var) - short_var
         )
         n[r] = k + 1
 

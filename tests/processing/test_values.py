@@ -1,0 +1,130 @@
+"""The value stack: cycles learned per series, calibrated scores, one alert per anomaly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from processing.config import VALUES
+from processing.cycles import DAILY, FLAT, WEEKLY
+from processing.episodes import OPENED
+from processing.values import Scored, ValueDetectors, value_episodes
+
+MONDAY_S = 1_763_337_600  # 2025-11-17 00:00 UTC
+DAY_S = 86_400
+
+
+def _scored(t_s: np.ndarray, x: np.ndarray) -> Scored:  # type: ignore[type-arg]
+    t = np.asarray(t_s, dtype=np.int64) * 1_000_000
+    return ValueDetectors().update(np.zeros(len(t), dtype=np.int64), t, x)
+
+
+def _openings(v: Scored, t_s: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    tracker = value_episodes(VALUES)
+    n = len(t_s)
+    ch = tracker.update(
+        np.zeros(n, np.int64), np.arange(n, dtype=np.int64), v.deviation, v.deviation
+    )
+    opened: np.ndarray = ch.start[ch.kind == OPENED]  # type: ignore[type-arg]
+    return opened
+
+
+def _irregular(rng: np.random.Generator, days: float) -> np.ndarray:  # type: ignore[type-arg]
+    """Time stamps 1 to 20 minutes apart, with a gap of three days after day 5."""
+    t = MONDAY_S + np.cumsum(rng.uniform(60, 1_200, int(days * 144))).astype(np.int64)
+    return t[(t < MONDAY_S + 5 * DAY_S) | (t > MONDAY_S + 8 * DAY_S)]
+
+
+def test_a_daily_cycle_is_learned_from_irregular_gappy_time_stamps() -> None:
+    rng = np.random.default_rng(3)
+    t = _irregular(rng, 40)
+    hour = (t % DAY_S) / 3_600
+    x = 20 + 8 * np.sin(2 * np.pi * (hour - 9) / 24) + rng.normal(0, 0.5, len(t))
+    v = _scored(t, x)
+    late = t > MONDAY_S + 12 * DAY_S
+    assert (v.model[late] == DAILY).all()
+    assert (v.deviation >= 0.9).sum() == 0  # the cycle is no anomaly, nor the gap
+    # at 3 a.m. a value usual at noon is an anomaly; the no-cycle model would not see it
+    j = int(np.flatnonzero(late & (hour > 3) & (hour < 3.3))[0])
+    x[j] = 24.0
+    moved = _scored(t, x)
+    assert moved.deviation[j] >= 0.9 and abs(moved.expected[j] - 12) < 1.5
+
+
+def test_noise_without_a_cycle_is_modelled_as_none() -> None:
+    rng = np.random.default_rng(4)
+    t = _irregular(rng, 30)
+    v = _scored(t, 5 + rng.normal(0, 1, len(t)))
+    assert (v.model == FLAT).all()
+
+
+def test_a_weekly_rhythm_is_found_where_weekends_differ() -> None:
+    rng = np.random.default_rng(5)
+    t = MONDAY_S + np.arange(35 * 96, dtype=np.int64) * 900  # 5 weeks, 15-minute steps
+    weekday = ((t // DAY_S) + 3) % 7 < 5
+    hour = (t % DAY_S) / 3_600
+    rush = np.exp(-(((hour - 8) / 1.5) ** 2))
+    x = 50 + np.where(weekday, 40 * rush, 5) + rng.normal(0, 1, len(t))
+    v = _scored(t, x)
+    assert (v.model[-7 * 96 :] == WEEKLY).mean() > 0.7
+    assert (v.model[-7 * 96 :] == FLAT).sum() == 0
+    assert (v.deviation >= 0.9).sum() == 0
+
+
+SHAPES = {
+    "gaussian": lambda rng, n: rng.normal(0, 1, n),
+    "laplace": lambda rng, n: rng.laplace(0, 1, n),
+    "student t, 3 dof": lambda rng, n: rng.standard_t(3, n),
+    "exponential": lambda rng, n: rng.exponential(1, n),
+    "uniform": lambda rng, n: rng.uniform(0, 1, n),
+    "poisson counts": lambda rng, n: rng.poisson(3, n).astype(float),
+    "lognormal": lambda rng, n: rng.lognormal(0, 1, n),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_healthy_noise_of_any_shape_gives_the_same_score_distribution(shape: str) -> None:
+    rng = np.random.default_rng(6)
+    n = 20_000
+    t = MONDAY_S + np.arange(n, dtype=np.int64) * 300
+    v = _scored(t, SHAPES[shape](rng, n))
+    judged = ~np.isnan(v.surprise)
+    tail = v.tail[judged]
+    assert (v.deviation >= 0.9).mean() < 0.001
+    assert 0.03 <= (tail <= 0.1).mean() <= 0.13  # about one in ten, whatever the shape
+    assert (tail <= 0.01).mean() <= 0.02
+    # the raw surprises differ a lot between these shapes; the scores do not
+    assert (tail <= 0.001).mean() <= 0.005
+
+
+def test_one_alert_per_anomaly_and_a_settling_time_after_it() -> None:
+    rng = np.random.default_rng(7)
+    n = 3_000
+    t = MONDAY_S + np.arange(n, dtype=np.int64) * 60
+    x = rng.normal(0, 1, n)
+    x[1_000:1_040:4] += 12  # an anomaly that ebbs and flows: every fourth value
+    v = _scored(t, x)
+    assert (v.deviation[1_000:1_040] >= 0.5).sum() >= 2  # several points score high
+    opened = _openings(v, t)
+    assert len(opened) == 1 and opened[0] == 1_000  # one alert, on its first value
+    tracker = value_episodes(VALUES)
+    s = np.zeros(200)
+    s[[10, 20, 10 + 3 + VALUES.settle + 5]] = 0.9  # the second within the settling time
+    ch = tracker.update(np.zeros(200, np.int64), np.arange(200, dtype=np.int64), s, s)
+    assert ch.start[ch.kind == OPENED].tolist() == [10, 10 + 3 + VALUES.settle + 5]
+
+
+@pytest.mark.parametrize("shift", ["level", "spread"])
+def test_a_lasting_shift_alerts_once_then_becomes_the_baseline(shift: str) -> None:
+    rng = np.random.default_rng(8)
+    n = 8_000
+    t = MONDAY_S + np.arange(n, dtype=np.int64) * 300
+    x = 10 + rng.normal(0, 1, n)
+    if shift == "level":
+        x[3_000:] += 8
+    else:
+        x[3_000:] = 10 + rng.normal(0, 10, n - 3_000)
+    v = _scored(t, x)
+    opened = _openings(v, t)
+    assert len(opened) == 1 and 3_000 <= opened[0] < 3_020  # early
+    assert (v.deviation[5_000:] >= 0.5).sum() == 0  # the new normal
