@@ -53,12 +53,12 @@ def _band(
     row: int, b: int, nb: int, profile: Any, cycles: Any, need: int, offset: float
 ) -> tuple[bool, float, float]:
     """The model's band at bin ``b`` (nearer neighbour ``nb``); False while unlearnt."""
-    if cycles[row, b] <= need:
+    if cycles[b, row] <= need:
         return False, 0.0, 0.0
-    lo = hi = float(profile[row, b])
-    if cycles[row, nb] > need:
-        lo = min(lo, float(profile[row, nb]))
-        hi = max(hi, float(profile[row, nb]))
+    lo = hi = float(profile[b, row])
+    if cycles[nb, row] > need:
+        lo = min(lo, float(profile[nb, row]))
+        hi = max(hi, float(profile[nb, row]))
     return True, lo + offset, hi + offset
 
 
@@ -79,10 +79,10 @@ def _cycles(
     above: F64,
     error: F64,  # (rows, 3): mean absolute residual of each model
     errors: I64,  # (rows, 3): residuals behind ``error``
-    profile: Any,  # (rows, BINS) float32: bin levels
-    visits: Any,  # (rows, BINS) int32: values seen in the bin
-    cycles: Any,  # (rows, BINS) int32: days (weeks) the bin was seen on
-    cycle_of: Any,  # (rows, BINS) int32: the last day (week) it was seen on
+    profile: Any,  # (BINS, rows) float32: bin levels
+    visits: Any,  # (BINS, rows) int32: values seen in the bin
+    cycles: Any,  # (BINS, rows) int32: days (weeks) the bin was seen on
+    cycle_of: Any,  # (BINS, rows) int32: the last day (week) it was seen on
     out: F64,
     expected: F64,
     model: I64,
@@ -92,24 +92,27 @@ def _cycles(
     hi = np.zeros(3)
     ok = np.zeros(3, dtype=np.bool_)
     res = np.zeros(3)
+    quarter, day, week, bd, nbd, bw, nbw = -(1 << 62), 0, 0, 0, 0, DAY_BINS, DAY_BINS
     for j in range(row.shape[0]):
         r, x = row[j], value[j]
         k = n[r]
         if k == 0:
             level[r, 0], last[r], step[r] = x, x, math.inf
         sec = time[j] // 1_000_000 + offset_s
-        day = sec // 86_400
-        in_day = sec - day * 86_400
-        weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-        week = (day + 3) // 7
-        bd = in_day // 1_800
-        nbd = (bd + (1 if in_day % 1_800 >= 900 else -1)) % DAY_BINS
-        bw = DAY_BINS + weekday * 24 + in_day // 3_600
-        nbw = DAY_BINS + (bw - DAY_BINS + (1 if in_day % 3_600 >= 1_800 else -1)) % WEEK_BINS
+        if not 0 <= sec - quarter < 900:  # a batch's values share a few quarter hours:
+            day = sec // 86_400  # their divisions cost more than the rest
+            in_day = sec - day * 86_400
+            quarter = sec - in_day % 900
+            weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+            week = (day + 3) // 7
+            bd = in_day // 1_800
+            nbd = (bd + (1 if in_day % 1_800 >= 900 else -1)) % DAY_BINS
+            bw = DAY_BINS + weekday * 24 + in_day // 3_600
+            nbw = DAY_BINS + (bw - DAY_BINS + (1 if in_day % 3_600 >= 1_800 else -1)) % WEEK_BINS
         for b, c in ((bd, day), (bw, week)):
-            if visits[r, b] == 0 or c > cycle_of[r, b]:
-                cycles[r, b] += 1
-                cycle_of[r, b] = c
+            if visits[b, r] == 0 or c > cycle_of[b, r]:
+                cycles[b, r] += 1
+                cycle_of[b, r] = c
         floor = max(step[r] if step[r] < math.inf else 0.0, rel_floor * abs(level[r, 0]), 1e-9)
         ok[0], lo[0], hi[0] = True, level[r, 0], level[r, 0]
         ok[1], lo[1], hi[1] = _band(r, bd, nbd, profile, cycles, need, level[r, 1])
@@ -133,7 +136,7 @@ def _cycles(
             if not ok[m]:
                 continue
             e = x - (
-                level[r, 0] if m == FLAT else level[r, m] + profile[r, bd if m == DAILY else bw]
+                level[r, 0] if m == FLAT else level[r, m] + profile[bd if m == DAILY else bw, r]
             )
             sm = max(1.4826 * (above[r, m] if e > 0 else below[r, m]), floor)
             young = k < warmup if m == FLAT else errors[r, m] < _MIN_ERRORS
@@ -152,19 +155,19 @@ def _cycles(
             max(-3.0 * s0, min(3.0 * s0, d0)) if k >= warmup else d0
         )
         for m, b in ((DAILY, bd), (WEEKLY, bw)):
-            v = visits[r, b]
-            e = x - level[r, m] - (profile[r, b] if v > 0 else 0.0)
+            v = visits[b, r]
+            e = x - level[r, m] - (profile[b, r] if v > 0 else 0.0)
             if v == 0:
-                profile[r, b] = x - level[r, m]
+                profile[b, r] = x - level[r, m]
             else:
                 sm = max(1.4826 * (above[r, m] if e > 0 else below[r, m]), floor)
                 if ok[m] and errors[r, m] >= _MIN_ERRORS:
                     e = max(-3.0 * sm, min(3.0 * sm, e))
-                per_cycle = v / max(cycles[r, b], 1)  # values a day (week) bring to the bin
-                profile[r, b] += max(1.0 / (v + 1), 1.0 / (per_cycle * memory)) * e
+                per_cycle = v / max(cycles[b, r], 1)  # values a day (week) bring to the bin
+                profile[b, r] += max(1.0 / (v + 1), 1.0 / (per_cycle * memory)) * e
                 if ok[m]:  # the whole curve moves: the offset follows, slowly
                     level[r, m] += alpha / 2 * e
-            visits[r, b] = v + 1
+            visits[b, r] = v + 1
         diff = abs(x - last[r])
         if 0.0 < diff < step[r]:
             step[r] = diff
@@ -200,11 +203,16 @@ class Cycles:
         for name in ("level", "below", "above", "error"):
             a[name] = np.zeros((rows, 3))
         a["errors"] = np.zeros((rows, 3), dtype=np.int64)
-        a["profile"] = np.zeros((rows, BINS), dtype=np.float32)
+        # by bin, then series: a batch's values share an hour, so its series' bins at that
+        # hour lie side by side
+        a["profile"] = np.zeros((BINS, rows), dtype=np.float32)
         for name in ("visits", "cycles", "cycle_of"):
-            a[name] = np.zeros((rows, BINS), dtype=np.int32)
+            a[name] = np.zeros((BINS, rows), dtype=np.int32)
         for name, before in old.items():
-            a[name][: len(before)] = before
+            if name in ("profile", "visits", "cycles", "cycle_of"):
+                a[name][:, : before.shape[1]] = before
+            else:
+                a[name][: len(before)] = before
 
     @property
     def rows(self) -> int:
