@@ -45,6 +45,11 @@ BINS = DAY_BINS + WEEK_BINS
 """A row of bins: the day's 48 half hours, then the week's 168 hours (Monday 00:00 first)."""
 FLAT, DAILY, WEEKLY = 0, 1, 2
 """The models, as ``Cycles.update`` names the one used for each value."""
+N, FIRST, LAST, STEP, LEVEL, BELOW, ABOVE, ERROR, ERRORS = 0, 1, 2, 3, 4, 7, 10, 13, 16
+"""Fields of a series' state: values seen, first time (µs), last value, resolution, then
+three per model: level (the no-cycle mean, the daily and weekly offsets), spreads below
+and above, mean absolute error, and the residuals behind it."""
+FIELDS = 19
 _MIN_ERRORS = 50  # a cycle model's error must rest on this many values before it is used
 
 
@@ -71,18 +76,11 @@ def _cycles(
     p: F64,  # alpha, rel_floor, gain, memory_days
     warmup: int,
     need: int,
-    n: I64,
-    last: F64,
-    step: F64,
-    level: F64,  # (rows, 3): the no-cycle mean, the daily and weekly offsets
-    below: F64,  # (rows, 3): spread of each model's residuals below the band
-    above: F64,
-    error: F64,  # (rows, 3): mean absolute residual of each model
-    errors: I64,  # (rows, 3): residuals behind ``error``
+    st: F64,  # (rows, FIELDS): a series' state side by side (see the field numbers)
     profile: Any,  # (BINS, rows) float32: bin levels
-    visits: Any,  # (BINS, rows) int32: values seen in the bin
-    cycles: Any,  # (BINS, rows) int32: days (weeks) the bin was seen on
-    cycle_of: Any,  # (BINS, rows) int32: the last day (week) it was seen on
+    visits: Any,  # (BINS, rows) int16: values seen in the bin (up to 32,767)
+    cycles: Any,  # (BINS, rows) int8: days (weeks) the bin was seen on (up to 100)
+    cycle_of: Any,  # (BINS, rows) int16: the last day (week) it was seen on, modulo 2^15
     out: F64,
     expected: F64,
     model: I64,
@@ -95,9 +93,9 @@ def _cycles(
     quarter, day, week, bd, nbd, bw, nbw = -(1 << 62), 0, 0, 0, 0, DAY_BINS, DAY_BINS
     for j in range(row.shape[0]):
         r, x = row[j], value[j]
-        k = n[r]
+        k = int(st[r, N])
         if k == 0:
-            level[r, 0], last[r], step[r] = x, x, math.inf
+            st[r, LEVEL + 0], st[r, LAST], st[r, STEP] = x, x, math.inf
         sec = time[j] // 1_000_000 + offset_s
         if not 0 <= sec - quarter < 900:  # a batch's values share a few quarter hours:
             day = sec // 86_400  # their divisions cost more than the rest
@@ -109,22 +107,30 @@ def _cycles(
             nbd = (bd + (1 if in_day % 1_800 >= 900 else -1)) % DAY_BINS
             bw = DAY_BINS + weekday * 24 + in_day // 3_600
             nbw = DAY_BINS + (bw - DAY_BINS + (1 if in_day % 3_600 >= 1_800 else -1)) % WEEK_BINS
-        for b, c in ((bd, day), (bw, week)):
-            if visits[b, r] == 0 or c > cycle_of[b, r]:
-                cycles[b, r] += 1
+        if k == 0:
+            st[r, FIRST] = float(time[j])
+        for b, c in ((bd, day & 0x7FFF), (bw, week & 0x7FFF)):  # (a day or week's number
+            if visits[b, r] == 0 or c != cycle_of[b, r]:  # modulo 2^15: int16 state)
+                cycles[b, r] = min(int(cycles[b, r]) + 1, 100)  # only compared to ``need``
                 cycle_of[b, r] = c
-        floor = max(step[r] if step[r] < math.inf else 0.0, rel_floor * abs(level[r, 0]), 1e-9)
-        ok[0], lo[0], hi[0] = True, level[r, 0], level[r, 0]
-        ok[1], lo[1], hi[1] = _band(r, bd, nbd, profile, cycles, need, level[r, 1])
-        ok[2], lo[2], hi[2] = _band(r, bw, nbw, profile, cycles, need, level[r, 2])
+        floor = max(
+            st[r, STEP] if st[r, STEP] < math.inf else 0.0, rel_floor * abs(st[r, LEVEL + 0]), 1e-9
+        )
+        ok[0], lo[0], hi[0] = True, st[r, LEVEL + 0], st[r, LEVEL + 0]
+        ok[1], lo[1], hi[1] = _band(r, bd, nbd, profile, cycles, need, st[r, LEVEL + 1])
+        ok[2], lo[2], hi[2] = _band(r, bw, nbw, profile, cycles, need, st[r, LEVEL + 2])
         best = FLAT
         for m in (DAILY, WEEKLY):
-            if ok[m] and errors[r, m] >= _MIN_ERRORS and error[r, m] < gain * error[r, best]:
+            if (
+                ok[m]
+                and st[r, ERRORS + m] >= _MIN_ERRORS
+                and st[r, ERROR + m] < gain * st[r, ERROR + best]
+            ):
                 best = m
         for m in range(3):
             res[m] = x - hi[m] if x > hi[m] else (x - lo[m] if x < lo[m] else 0.0)
         d = res[best]
-        spread = above[r, best] if d > 0 else below[r, best]
+        spread = st[r, ABOVE + best] if d > 0 else st[r, BELOW + best]
         scale = max(1.4826 * spread, floor)
         out[j] = d / scale if k >= warmup else np.nan
         expected[j] = 0.5 * (lo[best] + hi[best])
@@ -136,43 +142,48 @@ def _cycles(
             if not ok[m]:
                 continue
             e = x - (
-                level[r, 0] if m == FLAT else level[r, m] + profile[bd if m == DAILY else bw, r]
+                st[r, LEVEL + 0]
+                if m == FLAT
+                else st[r, LEVEL + m] + profile[bd if m == DAILY else bw, r]
             )
-            sm = max(1.4826 * (above[r, m] if e > 0 else below[r, m]), floor)
-            young = k < warmup if m == FLAT else errors[r, m] < _MIN_ERRORS
+            sm = max(1.4826 * (st[r, ABOVE + m] if e > 0 else st[r, BELOW + m]), floor)
+            young = k < warmup if m == FLAT else st[r, ERRORS + m] < _MIN_ERRORS
             c = e if young else max(-3.0 * sm, min(3.0 * sm, e))  # Huber, once it has a spread
-            a = max(alpha, 1.0 / (k + 1)) if m == FLAT else max(alpha, 1.0 / (errors[r, m] + 1))
+            seen = k if m == FLAT else st[r, ERRORS + m]
+            a = alpha if seen * alpha >= 1.0 else 1.0 / (seen + 1)  # (no division once old)
             if c > 0:
-                above[r, m] += a * (c - above[r, m])
+                st[r, ABOVE + m] += a * (c - st[r, ABOVE + m])
             else:
-                below[r, m] += a * (-c - below[r, m])
-            ae = max(alpha / 2, 1.0 / (errors[r, m] + 1))
-            error[r, m] += ae * (abs(c) - error[r, m])
-            errors[r, m] += 1
-        s0 = max(1.4826 * (above[r, 0] if res[0] > 0 else below[r, 0]), floor)
-        d0 = x - level[r, 0]
-        level[r, 0] += max(alpha, 1.0 / (k + 1)) * (
+                st[r, BELOW + m] += a * (-c - st[r, BELOW + m])
+            ae = alpha / 2 if st[r, ERRORS + m] * alpha >= 2.0 else 1.0 / (st[r, ERRORS + m] + 1)
+            st[r, ERROR + m] += ae * (abs(c) - st[r, ERROR + m])
+            st[r, ERRORS + m] += 1
+        s0 = max(1.4826 * (st[r, ABOVE + 0] if res[0] > 0 else st[r, BELOW + 0]), floor)
+        d0 = x - st[r, LEVEL + 0]
+        st[r, LEVEL + 0] += (alpha if k * alpha >= 1.0 else 1.0 / (k + 1)) * (
             max(-3.0 * s0, min(3.0 * s0, d0)) if k >= warmup else d0
         )
-        for m, b in ((DAILY, bd), (WEEKLY, bw)):
-            v = visits[b, r]
-            e = x - level[r, m] - (profile[b, r] if v > 0 else 0.0)
+        # values a half hour (an hour) brings to a bin, over the series' life so far
+        rate = k / max(float(time[j]) - st[r, FIRST], 1.0)
+        for m, b, width in ((DAILY, bd, 1_800e6), (WEEKLY, bw, 3_600e6)):
+            v = int(visits[b, r])
+            e = x - st[r, LEVEL + m] - (profile[b, r] if v > 0 else 0.0)
             if v == 0:
-                profile[b, r] = x - level[r, m]
+                profile[b, r] = x - st[r, LEVEL + m]
             else:
-                sm = max(1.4826 * (above[r, m] if e > 0 else below[r, m]), floor)
-                if ok[m] and errors[r, m] >= _MIN_ERRORS:
+                sm = max(1.4826 * (st[r, ABOVE + m] if e > 0 else st[r, BELOW + m]), floor)
+                if ok[m] and st[r, ERRORS + m] >= _MIN_ERRORS:
                     e = max(-3.0 * sm, min(3.0 * sm, e))
-                per_cycle = v / max(cycles[b, r], 1)  # values a day (week) bring to the bin
-                profile[b, r] += max(1.0 / (v + 1), 1.0 / (per_cycle * memory)) * e
+                span = max(min(rate * width, float(k)), 1.0) * memory  # values in memory
+                profile[b, r] += (1.0 / (v + 1) if v + 1 < span else 1.0 / span) * e
                 if ok[m]:  # the whole curve moves: the offset follows, slowly
-                    level[r, m] += alpha / 2 * e
-            visits[b, r] = v + 1
-        diff = abs(x - last[r])
-        if 0.0 < diff < step[r]:
-            step[r] = diff
-        last[r] = x
-        n[r] = k + 1
+                    st[r, LEVEL + m] += alpha / 2 * e
+            visits[b, r] = min(v + 1, 32_767)
+        diff = abs(x - st[r, LAST])
+        if 0.0 < diff < st[r, STEP]:
+            st[r, STEP] = diff
+        st[r, LAST] = x
+        st[r, N] = k + 1
 
 
 class Cycles:
@@ -197,17 +208,13 @@ class Cycles:
 
     def _allocate(self, rows: int) -> None:
         old, a = dict(self.arrays), self.arrays
-        a["n"] = np.zeros(rows, dtype=np.int64)
-        a["last"] = np.zeros(rows)
-        a["step"] = np.zeros(rows)
-        for name in ("level", "below", "above", "error"):
-            a[name] = np.zeros((rows, 3))
-        a["errors"] = np.zeros((rows, 3), dtype=np.int64)
+        a["state"] = np.zeros((rows, FIELDS))  # a series' fields in one cache line or two
         # by bin, then series: a batch's values share an hour, so its series' bins at that
         # hour lie side by side
         a["profile"] = np.zeros((BINS, rows), dtype=np.float32)
-        for name in ("visits", "cycles", "cycle_of"):
-            a[name] = np.zeros((BINS, rows), dtype=np.int32)
+        a["visits"] = np.zeros((BINS, rows), dtype=np.int16)
+        a["cycles"] = np.zeros((BINS, rows), dtype=np.int8)
+        a["cycle_of"] = np.zeros((BINS, rows), dtype=np.int16)
         for name, before in old.items():
             if name in ("profile", "visits", "cycles", "cycle_of"):
                 a[name][:, : before.shape[1]] = before
@@ -216,7 +223,7 @@ class Cycles:
 
     @property
     def rows(self) -> int:
-        return len(self.arrays["n"])
+        return len(self.arrays["state"])
 
     def update(self, series: I64, time: I64, value: F64) -> tuple[F64, F64, I64]:
         """Signed surprise (NaN: not judged yet), expected value and model, one per value.
@@ -239,14 +246,7 @@ class Cycles:
             params,
             self.warmup,
             self.cycle_days,
-            a["n"],
-            a["last"],
-            a["step"],
-            a["level"],
-            a["below"],
-            a["above"],
-            a["error"],
-            a["errors"],
+            a["state"],
             a["profile"],
             a["visits"],
             a["cycles"],
