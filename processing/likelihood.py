@@ -13,12 +13,18 @@ recent surprises, as a tail probability:
   [0, 0.45]: from an exponential tail to a heavy one), an excess counted at most 10 mean
   excesses so one huge spike does not flatten the tail after it;
 - the tail probability of a surprise ``z`` above ``u`` is ``(1 - q) * S(z - u)``, below it
-  ``1 - q z / u``; the score is a logistic in decades of that probability, 0.5 at
+  ``1 - q z / u`` (``u`` and the mean excess floored at 1 and 0.3 spreads when judging: a
+  series predicted almost perfectly does not make a small step an anomaly);
+- the same is done for the short mean (about the last 10) of the signed surprises, in its
+  own long-run spread: a shift of level or spread too small for any single value shows
+  there, and its fitted tail is as fat as that series' runs of surprises make it;
+- the smaller of the two probabilities, doubled (either test may fire), is the value's
+  tail probability; the score is a logistic in decades of it, 0.5 at
   ``10^-half_log_p``, 0.9 one decade (``slope_log_p``) further.
 
 Healthy noise of any shape then gives about the same share of small tail probabilities,
 whatever its raw surprises are, and a score of 0.9 stands for a probability of about
-10^-6: on healthy streams far fewer than 0.1 % of points reach it. A surprise of -1 (not
+10^-6: on healthy streams far fewer than 0.1 % of points reach it. A surprise of NaN (not
 judged yet) scores 0 and teaches nothing; a series scores once it has judged ``warmup``
 surprises.
 """
@@ -40,11 +46,49 @@ U0, MEAN0, EXCESS0 = 1.7, 0.7, 0.45
 SHORT_ALPHA = 0.1
 """Weight of the short mean of signed surprises (about the last 10 values)."""
 SHORT_VAR0, SHORT_VAR_MIN = 0.1, 0.01
-LAPLACE = 1.0
+POINT, SHORT_FIT, SHORT, SHORT_VAR = 0, 5, 10, 11
+"""Fields of a series' state: the tail fit of single surprises (u, mean, mean excess, its
+square, exceedances), the same for the short mean, the short mean and its variance."""
+FIELDS = 12
 """Prior and floor of the short mean's variance (white noise of unit spread: 0.05)."""
 U_MIN, EXCESS_MIN = 1.0, 0.3
 """Floors of the quantile and of the mean excess when judging (not when learning): at
 least about 3.6 spreads to reach 0.5."""
+
+
+@numba.njit(cache=True, nogil=True)
+def _tail(x: float, f: F64, r: int, c: int, q: float) -> float:
+    """Tail probability of ``x`` under the fit in ``f[r, c : c + 4]``."""
+    u, e1, e2 = float(f[r, c]), float(f[r, c + 2]), float(f[r, c + 3])
+    # a series predicted almost perfectly has tiny surprises: a step of a few of its
+    # spreads (floored at its resolution) is no anomaly however rare it is there
+    ue, e1e = max(u, U_MIN), max(e1, EXCESS_MIN)
+    if x <= ue:
+        return 1.0 - q * x / ue
+    y = x - ue
+    var = max(e2 - e1 * e1, 1e-12)
+    xi = min(0.45, max(0.0, 0.5 * (1.0 - e1 * e1 / var)))
+    sigma = max(e1e * (1.0 - xi), 1e-12)
+    if xi > 1e-6:
+        return float((1.0 - q) * (1.0 + xi * y / sigma) ** (-1.0 / xi))
+    return (1.0 - q) * math.exp(-y / sigma)
+
+
+@numba.njit(cache=True, nogil=True)
+def _learn(x: float, f: F64, r: int, c: int, k: int, q: float, tail_alpha: float) -> None:
+    """Fold ``x`` into the fit in ``f[r, c : c + 5]`` (u, mean, excess, its square, count)."""
+    u, e1 = f[r, c], f[r, c + 2]
+    f[r, c + 1] += max(tail_alpha, 1.0 / (k + 1)) * (x - f[r, c + 1])
+    eta = max(f[r, c + 1], 1e-3) * max(0.05, 0.5 / (1.0 + 0.05 * k))
+    if x > u:
+        y = min(x - u, 10.0 * e1)
+        ae = max(tail_alpha, 1.0 / (f[r, c + 4] + 11.0))
+        f[r, c + 2] += ae * (y - e1)
+        f[r, c + 3] += ae * (y * y - f[r, c + 3])
+        f[r, c + 4] += 1.0
+        f[r, c] = u + eta * q
+    else:
+        f[r, c] = max(0.0, u - eta * (1.0 - q))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -54,8 +98,7 @@ def _likelihood(
     p: F64,  # quantile, tail_alpha, half_log_p, slope_log_p
     warmup: int,
     n: I64,
-    exceeded: I64,
-    f: F64,  # (rows, 6): u, mean surprise, mean excess, mean squared excess, short, its var
+    f: F64,  # (rows, FIELDS)
     out: F64,
     tail: F64,
 ) -> None:
@@ -68,53 +111,29 @@ def _likelihood(
         x = abs(signed)
         k = n[r]
         if k == 0:
-            f[r, 0], f[r, 1], f[r, 2], f[r, 3] = U0, MEAN0, EXCESS0, 2.0 * EXCESS0 * EXCESS0
-            f[r, 4], f[r, 5] = 0.0, SHORT_VAR0
-        u, mean, e1, e2 = f[r, 0], f[r, 1], f[r, 2], f[r, 3]
+            for c in (POINT, SHORT_FIT):
+                f[r, c], f[r, c + 1], f[r, c + 2] = U0, MEAN0, EXCESS0
+                f[r, c + 3], f[r, c + 4] = 2.0 * EXCESS0 * EXCESS0, 0.0
+            f[r, SHORT], f[r, SHORT_VAR] = 0.0, SHORT_VAR0
         # the recent surprises together: a shift of level or spread too small for any one
         # value is the mean of the last few signed surprises, far out in its own spread
-        short = f[r, 4] + SHORT_ALPHA * (max(-6.0, min(6.0, signed)) - f[r, 4])
-        short_var = f[r, 5]
-        # a series predicted almost perfectly has tiny surprises: a step of a few of its
-        # spreads (floored at its resolution) is no anomaly however rare it is there
-        ue, e1e = max(u, U_MIN), max(e1, EXCESS_MIN)
-        if x > ue:
-            y = x - ue
-            var = max(e2 - e1 * e1, 1e-12)
-            xi = min(0.45, max(0.0, 0.5 * (1.0 - e1 * e1 / var)))
-            sigma = max(e1e * (1.0 - xi), 1e-12)
-            if xi > 1e-6:
-                pr = (1.0 - q) * (1.0 + xi * y / sigma) ** (-1.0 / xi)
-            else:
-                pr = (1.0 - q) * math.exp(-y / sigma)
-        else:
-            pr = 1.0 - q * x / ue
-        zs = abs(short) / math.sqrt(max(short_var, SHORT_VAR_MIN))
-        # its tail taken as a Laplace's, not a Gaussian's: surprises of a real stream come
-        # in runs (the weather, a slow sensor), which fattens the short mean's tails
-        pr = min(pr, math.exp(-LAPLACE * zs)) * 2.0  # either test (Bonferroni)
+        short = f[r, SHORT] + SHORT_ALPHA * (max(-6.0, min(6.0, signed)) - f[r, SHORT])
+        zs = abs(short) / math.sqrt(max(f[r, SHORT_VAR], SHORT_VAR_MIN))
+        # each judged against its own recent distribution (the short mean's tails are fat
+        # where surprises come in runs: the weather, a slow sensor); either test (Bonferroni)
+        pr = 2.0 * min(_tail(x, f, r, POINT, q), _tail(zs, f, r, SHORT_FIT, q))
         pr = max(min(pr, 1.0), 1e-300)
         tail[j] = pr
         if k >= warmup:
             out[j] = 1.0 / (1.0 + math.exp(-(-math.log10(pr) - half) * slope))
         else:
             out[j] = 0.0
-        # learn
-        mean += max(tail_alpha, 1.0 / (k + 1)) * (x - mean)
-        eta = max(mean, 1e-3) * max(0.05, 0.5 / (1.0 + 0.05 * k))
-        if x > u:
-            y = min(x - u, 10.0 * e1)
-            ae = max(tail_alpha, 1.0 / (exceeded[r] + 11))
-            e1 += ae * (y - e1)
-            e2 += ae * (y * y - e2)
-            exceeded[r] += 1
-            u += eta * q
-        else:
-            u = max(0.0, u - eta * (1.0 - q))
-        f[r, 0], f[r, 1], f[r, 2], f[r, 3] = u, mean, e1, e2
-        f[r, 4] = short
-        f[r, 5] = short_var + max(tail_alpha / 2, 1.0 / (k + 1)) * (
-            min(short * short, 25.0 * short_var) - short_var
+        _learn(x, f, r, POINT, k, q, tail_alpha)
+        _learn(zs, f, r, SHORT_FIT, k, q, tail_alpha)
+        f[r, SHORT] = short
+        v = f[r, SHORT_VAR]
+        f[r, SHORT_VAR] = v + max(tail_alpha / 2, 1.0 / (k + 1)) * (
+            min(short * short, 25.0 * v) - v
         )
         n[r] = k + 1
 
@@ -141,8 +160,7 @@ class Likelihood:
     def _allocate(self, rows: int) -> None:
         old, a = dict(self.arrays), self.arrays
         a["n"] = np.zeros(rows, dtype=np.int64)
-        a["exceeded"] = np.zeros(rows, dtype=np.int64)
-        a["f"] = np.zeros((rows, 6))
+        a["f"] = np.zeros((rows, FIELDS))
         for name, before in old.items():
             a[name][: len(before)] = before
 
@@ -160,7 +178,6 @@ class Likelihood:
             params,
             self.warmup,
             a["n"],
-            a["exceeded"],
             a["f"],
             out,
             tail,
