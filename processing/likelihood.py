@@ -25,8 +25,8 @@ recent surprises, as a tail probability:
 Healthy noise of any shape then gives about the same share of small tail probabilities,
 whatever its raw surprises are, and a score of 0.9 stands for a probability of about
 10^-6: on healthy streams far fewer than 0.1 % of points reach it. A surprise of NaN (not
-judged yet) scores 0 and teaches nothing; a series scores once it has judged ``warmup``
-surprises.
+judged yet) scores 0 and teaches nothing; until a series has judged ``warmup`` surprises
+its calibration rests mostly on priors, and it alerts only three decades further out.
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ POINT, SHORT_FIT, SHORT, SHORT_VAR = 0, 5, 10, 11
 square, exceedances), the same for the short mean, the short mean and its variance."""
 FIELDS = 12
 """Prior and floor of the short mean's variance (white noise of unit spread: 0.05)."""
+YOUNG_DECADES = 3.0
+"""Decades of probability added to ``half_log_p`` while a series has judged fewer than
+``warmup`` surprises."""
 U_MIN, EXCESS_MIN = 1.0, 0.3
 """Floors of the quantile and of the mean excess when judging (not when learning): at
 least about 3.6 spreads to reach 0.5."""
@@ -124,10 +127,9 @@ def _likelihood(
         pr = 2.0 * min(_tail(x, f, r, POINT, q), _tail(zs, f, r, SHORT_FIT, q))
         pr = max(min(pr, 1.0), 1e-300)
         tail[j] = pr
-        if k >= warmup:
-            out[j] = 1.0 / (1.0 + math.exp(-(-math.log10(pr) - half) * slope))
-        else:
-            out[j] = 0.0
+        # a young calibration rests on its priors: it alerts only far out in the tail
+        h = half if k >= warmup else half + YOUNG_DECADES
+        out[j] = 1.0 / (1.0 + math.exp(-(-math.log10(pr) - h) * slope))
         _learn(x, f, r, POINT, k, q, tail_alpha)
         _learn(zs, f, r, SHORT_FIT, k, q, tail_alpha)
         f[r, SHORT] = short

@@ -75,7 +75,7 @@ class ValueDetectors:
             tail_alpha=c.tail_alpha,
             half_log_p=c.half_log_p,
             slope_log_p=c.slope_log_p,
-            warmup=c.warmup // 2,
+            warmup=c.warmup // 2,  # a young calibration: only the far tail alerts
         )
         self.flatline = Flatline(run_half=c.run_half, series=1 << 12)
 
