@@ -128,3 +128,25 @@ def test_a_lasting_shift_alerts_once_then_becomes_the_baseline(shift: str) -> No
     opened = _openings(v, t)
     assert len(opened) == 1 and 3_000 <= opened[0] < 3_020  # early
     assert (v.deviation[5_000:] >= 0.5).sum() == 0  # the new normal
+
+
+@pytest.mark.parametrize("shape", ["sine", "square"])
+def test_a_noiseless_daily_cycle_is_no_anomaly(shape: str) -> None:
+    """The issue's cases: 4,032 points at 10-minute steps, no anomaly at all."""
+    t = MONDAY_S + np.arange(4_032, dtype=np.int64) * 600
+    phase = np.sin(2 * np.pi * (t % DAY_S) / DAY_S)
+    x = 20 + 5 * (phase if shape == "sine" else np.sign(phase))
+    v = _scored(t, x)
+    assert (v.deviation >= 0.5).sum() == 0 and (v.flatline >= 0.5).sum() == 0
+
+
+def test_the_first_day_of_a_cycle_does_not_outscore_a_spike_on_day_ten() -> None:
+    """14 days of a smooth daily cycle at 10-minute steps with Gaussian noise, one spike."""
+    rng = np.random.default_rng(10)
+    t = MONDAY_S + np.arange(14 * 144, dtype=np.int64) * 600
+    x = 20 + 5 * np.sin(2 * np.pi * (t % DAY_S) / DAY_S) + rng.normal(0, 0.3, len(t))
+    spike = 9 * 144 + 70
+    x[spike] += 4
+    v = _scored(t, x)
+    assert v.deviation[spike] >= 0.9 and int(np.argmax(v.deviation)) == spike
+    assert (np.delete(v.deviation, spike) >= 0.5).sum() == 0
