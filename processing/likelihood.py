@@ -10,8 +10,9 @@ recent surprises, as a tail probability:
   where a share ``1 - q`` lies above);
 - the excesses over ``u`` are fitted with a generalised Pareto tail by moments (mean and
   mean square of the excesses, EWMAs of weight ``tail_alpha``; the shape is clipped to
-  [0, 0.45]: from an exponential tail to a heavy one), an excess counted at most 10 mean
-  excesses so one huge spike does not flatten the tail after it;
+  [0, 0.45]: from an exponential tail to a heavy one, and shrunk towards 0 while fewer
+  than about 50 exceedances back it), an excess counted at most 10 mean excesses so one
+  huge spike does not flatten the tail after it;
 - the tail probability of a surprise ``z`` above ``u`` is ``(1 - q) * S(z - u)``, below it
   ``1 - q z / u`` (``u`` and the mean excess floored at 1 and 0.3 spreads when judging: a
   series predicted almost perfectly does not make a small step an anomaly);
@@ -42,7 +43,7 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
 U0, MEAN0, EXCESS0 = 1.7, 0.7, 0.45
-"""Priors (Gaussian noise in robust spreads), worth about 10 exceedances."""
+"""Priors (Gaussian noise in robust spreads), worth about 30 exceedances."""
 SHORT_ALPHA = 0.1
 """Weight of the short mean of signed surprises (about the last 10 values)."""
 SHORT_VAR0, SHORT_VAR_MIN = 0.1, 0.01
@@ -70,7 +71,10 @@ def _tail(x: float, f: F64, r: int, c: int, q: float) -> float:
         return 1.0 - q * x / ue
     y = x - ue
     var = max(e2 - e1 * e1, 1e-12)
-    xi = min(0.45, max(0.0, 0.5 * (1.0 - e1 * e1 / var)))
+    # the shape from moments is unsteady on few exceedances: shrunk towards an exponential
+    # tail until some 50 back it
+    seen = float(f[r, c + 4])
+    xi = min(0.45, max(0.0, 0.5 * (1.0 - e1 * e1 / var))) * seen / (seen + 50.0)
     sigma = max(e1e * (1.0 - xi), 1e-12)
     if xi > 1e-6:
         return float((1.0 - q) * (1.0 + xi * y / sigma) ** (-1.0 / xi))
@@ -85,7 +89,7 @@ def _learn(x: float, f: F64, r: int, c: int, k: int, q: float, tail_alpha: float
     eta = max(f[r, c + 1], 1e-3) * max(0.05, 0.5 / (1.0 + 0.05 * k))
     if x > u:
         y = min(x - u, 10.0 * e1)
-        ae = max(tail_alpha, 1.0 / (f[r, c + 4] + 11.0))
+        ae = max(tail_alpha, 1.0 / (f[r, c + 4] + 31.0))
         f[r, c + 2] += ae * (y - e1)
         f[r, c + 3] += ae * (y * y - f[r, c + 3])
         f[r, c + 4] += 1.0

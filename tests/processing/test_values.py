@@ -68,7 +68,10 @@ def test_a_weekly_rhythm_is_found_where_weekends_differ() -> None:
     v = _scored(t, x)
     assert (v.model[-7 * 96 :] == WEEKLY).mean() > 0.7
     assert (v.model[-7 * 96 :] == FLAT).sum() == 0
-    assert (v.deviation >= 0.9).sum() == 0
+    # the first Saturday morning has no rush: never seen before, it may alert once; from
+    # the second weekend on the week is known
+    assert len(_openings(v, t)) <= 1
+    assert (v.deviation[t > MONDAY_S + 8 * DAY_S] >= 0.5).sum() == 0
 
 
 SHAPES = {
