@@ -9,8 +9,11 @@ ends inside). ``bench.corpora`` writes that layout from SKAB and TSB-UAD; nothin
 downloaded here.
 
 Each stream is scored by ``citytel detect``'s code (``citytel.detect.score_series``, the
-service's value detectors and configuration); its *detections* are the alerts it opens
-(``citytel.detect.alerts``: the service's alert discipline) at a threshold. Baselines run
+service's value detectors and configuration). Its *detections*, first line: every point
+whose ``score`` column (the alert score) is at or above the threshold, as a user
+thresholding the command's output gets them; second line: the alerts it opens
+(``citytel.detect.alerts``: the service's episodes at that threshold); third: every point
+whose raw score (before the alert discipline) is at or above it. Baselines run
 in the same process on the same streams: an EWMA z-score (span one day of the stream's
 points) and a rolling median/MAD z-score (window one day, at most 2,000 points), whose
 detections are every point at or above the threshold, as such detectors are usually run,
@@ -212,7 +215,17 @@ def run(corpus: Path) -> list[tuple[str, float, Tally, dict[str, Tally]]]:
             [np.logspace(-4, -1.5, 11), np.linspace(0.05, 0.95, 19), 1 - np.logspace(-2, -6, 9)]
         )
     )
-    results = [("citytel detect", *best(streams, grid.tolist(), citytel))]
+    results = [
+        (
+            "citytel detect: score column",
+            *best(streams, grid.tolist(), lambda i, th: series[i].alert >= th),
+        ),
+        ("citytel detect: alerts (episodes opened)", *best(streams, grid.tolist(), citytel)),
+        (
+            "citytel detect: raw score, every point",
+            *best(streams, grid.tolist(), lambda i, th: series[i].score >= th),
+        ),
+    ]
     for name, baseline in (
         ("EWMA z-score (span 1 day)", ewma_z),
         ("median/MAD z-score", median_mad_z),
@@ -243,7 +256,7 @@ def main() -> None:
             line = f"{name:42} {threshold:9.4g} {total.score:6.1f} {found:3}/{total.windows:<3}"
             line += f" {total.false:6}"
             print(line + "".join(f" {fam[f].score:8.1f}" for f in families))
-        citytel_score, ewma_score = results[0][2].score, results[1][2].score
+        citytel_score, ewma_score = results[0][2].score, results[3][2].score
         ratio = citytel_score / ewma_score if ewma_score else math.inf
         print(f"ratio citytel / EWMA z-score: {ratio:.2f}x\n")
 

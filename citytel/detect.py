@@ -9,11 +9,14 @@ is scored as a metric of no known rhythm: deviation (against its own learned cyc
 and flatline.
 
 Writes timestamp,value,score,is_anomaly,detector,expected, one row per input row, each
-point scored only from the points before it in time: ``score`` is the highest of the
-detectors' scores and ``detector`` the one that gave it, ``expected`` the baseline the
-value was compared with, ``is_anomaly`` true while an episode (an alert) is open, with
-the service's alert discipline (opens at ``--threshold``, one alert while it lasts, a
-settling time after it closes).
+point scored only from the points before it in time. ``score`` is the point's *alert
+score*: the highest of the detectors' scores where it beats every such score of the
+series' previous ``alert_window`` (120) values, else 0, so that thresholding it anywhere
+gives about one alert per anomaly (its first value above the threshold; nothing while it
+lasts unless it grows; a settling time after it). ``detector`` is the detector with the
+highest score and ``expected`` the baseline the value was compared with; ``is_anomaly``
+is true while an episode is open, with the service's alert discipline (opens at
+``--threshold``, one alert while it lasts, a settling time after it closes).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from ingest.batch import HIGH, LOW
 from ingest.detect import DRIFTING, SCORED, SEASONAL
 from processing.checks import range_scores
 from processing.config import VALUES, ValueConfig
-from processing.episodes import OPENED
+from processing.episodes import OPENED, alert_scores
 from processing.values import ValueDetectors, value_episodes
 
 F64 = npt.NDArray[np.float64]
@@ -96,6 +99,7 @@ class Series:
     scores: F64  # (values, len(DETECTORS)): each value detector's score
     expected: F64
     model: I64  # processing.values: the baseline of the deviation
+    alert: F64  # the highest score as an alert (processing.episodes.alert_scores)
 
     @property
     def score(self) -> F64:
@@ -154,9 +158,10 @@ def score_series(
         scores[i, 1] = v.drift if drifting else 0.0
         scores[i, 2] = v.flatline
         expected[i], model[i] = v.expected, v.model
+    alert = alert_scores(scores.max(axis=1), config.alert_window)
     back = np.empty(n, dtype=np.int64)
     back[order] = np.arange(n)
-    return Series(scores[back], expected[back], model[back])
+    return Series(scores[back], expected[back], model[back], alert[back])
 
 
 def alerts(
@@ -199,13 +204,14 @@ def detect(
     stamps, times, values = read_series(source)
     series = score_series(times, values, metric=metric)
     opened, inside = alerts(series, times, open_at=threshold)
-    score, which = series.score, series.detector
+    score, which = series.alert, series.detector
     out = csv.writer(target, lineterminator="\n")
     out.writerow(["timestamp", "value", "score", "is_anomaly", "detector", "expected"])
-    for stamp, x, s, bad, d, e in zip(
+    for stamp, x, s, r, bad, d, e in zip(
         stamps,
         values.tolist(),
         score.tolist(),
+        series.score.tolist(),
         inside.tolist(),
         which.tolist(),
         series.expected.tolist(),
@@ -217,7 +223,7 @@ def detect(
                 repr(x),
                 f"{s:.6f}",
                 "true" if bad else "false",
-                DETECTORS[d] if s > 0 else "",
+                DETECTORS[d] if r > 0 else "",
                 "" if np.isnan(e) else f"{e:.6g}",
             ]
         )

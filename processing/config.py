@@ -39,7 +39,7 @@ class ValueConfig:
     """Surprises above this quantile of the series' own recent ones fit its tail."""
     tail_alpha: float = 0.01
     """EWMA weight of the tail's fit, per exceedance."""
-    half_log_p: float = 5.0
+    half_log_p: float = 7.0
     """A tail probability of 10^-half_log_p scores 0.5."""
     slope_log_p: float = 2.2
     """Steepness in decades of probability: 0.9 one decade beyond, 0.1 one decade before."""
@@ -51,6 +51,9 @@ class ValueConfig:
     close_after: int = 3
     settle: int = 30
     """Points of a series after an episode closes before it can open another."""
+    alert_window: int = 120
+    """``citytel detect``'s score column: a score counts as an alert only where it beats
+    every score of the series' previous ``alert_window`` values (processing.episodes)."""
 
 
 VALUES = ValueConfig()

@@ -143,3 +143,32 @@ class Episodes:
         return Changes(
             out_i[:k, 0], out_i[:k, 1], out_i[:k, 2], out_i[:k, 3], out_f[:k, 0], out_f[:k, 1]
         )
+
+
+@numba.njit(cache=True, nogil=True)
+def _fresh(score: F64, window: int, out: F64) -> None:
+    best = np.empty(score.shape[0], dtype=np.int64)  # a monotone deque of positions
+    head, tail = 0, 0
+    for j in range(score.shape[0]):
+        while head < tail and best[head] < j - window:
+            head += 1
+        older = score[best[head]] if head < tail else -1.0
+        out[j] = score[j] if score[j] > older else 0.0
+        while head < tail and score[best[tail - 1]] <= score[j]:
+            tail -= 1
+        best[tail] = j
+        tail += 1
+
+
+def alert_scores(score: F64, window: int) -> F64:
+    """One series' scores as alerts: a score where it is higher than every score of the
+    ``window`` values before it, else 0.
+
+    Thresholded anywhere, this gives about one alert per anomaly: its first value above
+    the threshold alerts, the values after it while the anomaly lasts do not (unless it
+    grows), and after it the series settles for ``window`` values.
+    """
+    s = np.ascontiguousarray(score, dtype=np.float64)
+    out = np.empty(len(s))
+    _fresh(s, window, out)
+    return out
