@@ -41,7 +41,7 @@ class ValueConfig:
     """EWMA weight of the tail's fit, per exceedance."""
     half_log_p: float = 7.0
     """A tail probability of 10^-half_log_p scores 0.5."""
-    slope_log_p: float = 2.2
+    slope_log_p: float = 0.5
     """Steepness in decades of probability: 0.9 one decade beyond, 0.1 one decade before."""
     # flatline
     run_half: float = 30
