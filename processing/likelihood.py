@@ -55,11 +55,11 @@ the share actually above it is tracked and used as such."""
 SHORT_ALPHA = 0.1
 """Weight of the short mean of signed surprises (about the last 10 values)."""
 SHORT_VAR0, SHORT_VAR_MIN = 0.1, 0.01
-POINT, SHORT_FIT, SHORT, SHORT_VAR = 0, 6, 12, 13
+POINT, SHORT_FIT, SHORT, SHORT_VAR = 0, 7, 14, 15
 """Fields of a series' state: the tail fit of single surprises (mean and variance of the
-log surprise, the share above ``u``, mean excess, its square, exceedances), the same for
+log surprise, the share above ``u``, mean excess, its square, exceedances, ``u``), the same for
 the short mean, the short mean and its variance."""
-FIELDS = 14
+FIELDS = 16
 """Prior and floor of the short mean's variance (white noise of unit spread: 0.05)."""
 YOUNG_DECADES = 3.0
 """Decades of probability added to ``half_log_p`` while a series has judged fewer than
@@ -78,8 +78,8 @@ def _threshold(f: F64, r: int, c: int) -> float:
 
 @numba.njit(cache=True, nogil=True)
 def _tail(x: float, f: F64, r: int, c: int) -> float:
-    """Tail probability of ``x`` under the fit in ``f[r, c : c + 6]``."""
-    u, rate = _threshold(f, r, c), float(f[r, c + 2])
+    """Tail probability of ``x`` under the fit in ``f[r, c : c + 7]``."""
+    u, rate = float(f[r, c + 6]), float(f[r, c + 2])
     e1, e2, seen = float(f[r, c + 3]), float(f[r, c + 4]), float(f[r, c + 5])
     # a series predicted almost perfectly has tiny surprises: a step of a few of its
     # spreads (floored at its resolution) is no anomaly however rare it is there
@@ -101,7 +101,7 @@ def _tail(x: float, f: F64, r: int, c: int) -> float:
 def _learn(x: float, f: F64, r: int, c: int, k: int, tail_alpha: float) -> None:
     """Fold ``x`` into the fit in ``f[r, c : c + 6]``: mean and variance of the log
     surprise, the share above ``u``, mean and mean square of the excesses, their count."""
-    u, e1 = _threshold(f, r, c), float(f[r, c + 3])
+    u, e1 = float(f[r, c + 6]), float(f[r, c + 3])
     a = max(tail_alpha, 1.0 / (k + PRIOR_WEIGHT))
     # one huge surprise moves neither the threshold nor the tail much
     capped = min(x, max(u, 0.0) + 10.0 * e1)
@@ -117,6 +117,7 @@ def _learn(x: float, f: F64, r: int, c: int, k: int, tail_alpha: float) -> None:
         f[r, c + 3] += ae * (y - e1)
         f[r, c + 4] += ae * (y * y - f[r, c + 4])
         f[r, c + 5] += 1.0
+    f[r, c + 6] = _threshold(f, r, c)  # kept: judging and learning read it
 
 
 @numba.njit(cache=True, nogil=True)
@@ -142,6 +143,7 @@ def _likelihood(
             for c in (POINT, SHORT_FIT):
                 f[r, c], f[r, c + 1], f[r, c + 2] = LOG_MEAN0, LOG_VAR0, 1.0 - q
                 f[r, c + 3], f[r, c + 4], f[r, c + 5] = EXCESS0, 2.0 * EXCESS0 * EXCESS0, 0.0
+                f[r, c + 6] = _threshold(f, r, c)
             f[r, SHORT], f[r, SHORT_VAR] = 0.0, SHORT_VAR0
         # the recent surprises together: a shift of level or spread too small for any one
         # value is the mean of the last few signed surprises, far out in its own spread
