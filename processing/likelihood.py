@@ -22,11 +22,12 @@ recent surprises, as a tail probability:
   there, and its fitted tail is as fat as that series' runs of surprises make it;
 - the smaller of the two probabilities, doubled (either test may fire), is the value's
   tail probability; the score is a logistic in decades of it, 0.5 at
-  ``10^-half_log_p``, 0.9 one decade (``slope_log_p``) further.
+  ``10^-half_log_p`` with ``slope_log_p`` per decade (processing.config: 0.5 at 10^-7,
+  0.9 at 10^-11.4).
 
 Healthy noise of any shape then gives about the same share of small tail probabilities,
-whatever its raw surprises are, and a score of 0.9 stands for a probability of about
-10^-6: on healthy streams far fewer than 0.1 % of points reach it. A surprise of NaN (not
+whatever its raw surprises are, and a score of 0.9 stands for a tiny probability: on
+healthy streams far fewer than 0.1 % of points reach it. A surprise of NaN (not
 judged yet) scores 0 and teaches nothing; until a series has judged ``warmup`` surprises
 its calibration rests mostly on priors, and it alerts only three decades further out.
 """
