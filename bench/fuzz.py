@@ -42,9 +42,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.fuzz_messages import generate, render
 from citytel.local import LocalMosquitto, LocalPostgres
 from devices.contract import DEVICES, STATUS, TELEMETRY_MSGPACK, parse_topic, topic
+from ingest.config import Broker, IngesterConfig
 from ingest.ingester import Ingester
 from ingest.limits import Limits
-from ingest.mqtt import Broker
 from storage.database import connect
 from storage.migrate import upgrade
 
@@ -268,8 +268,7 @@ async def run(
     ingester = Ingester(
         database_url=database_url,
         broker=Broker(port=broker_port),
-        client_id=f"fuzz-{prefix}",
-        topic_prefix=prefix,
+        config=IngesterConfig(client_id=f"fuzz-{prefix}", topic_prefix=prefix),
     )
     async with ingester:
         exited = asyncio.create_task(ingester.wait())

@@ -61,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("detect", help="score a CSV series (timestamp,value) for backtesting")
     p.add_argument("--input", required=True, help="CSV of timestamp,value")
     p.add_argument("--output", help="CSV to write (default: standard output)")
-    p.add_argument("--threshold", type=float, default=0.5, help="score from which is_anomaly")
+    p.add_argument("--threshold", type=float, default=0.5, help="score that opens an alert")
+    p.add_argument("--metric", help="apply this catalog metric's settings (e.g. speed_kmh)")
     p.set_defaults(run=_detect)
     key = sub.add_parser("apikey", help="API keys")
     keysub = key.add_subparsers(required=True, metavar="action")
@@ -161,7 +162,7 @@ def _detect(settings: Settings, args: argparse.Namespace) -> int:
     from citytel.detect import main as detect
 
     try:
-        return detect(args.input, args.output, args.threshold)
+        return detect(args.input, args.output, args.threshold, args.metric)
     except OSError as exc:
         raise CitytelError(str(exc)) from exc
 

@@ -23,20 +23,21 @@ from devices.catalog import BY_NAME, METRICS, Kind
 from devices.columns import EpisodeChange, ValueColumns
 from devices.tables import HIGH, LOW, METRIC_SLOTS
 from processing.checks import DeadDetector, Flicker, range_scores
-from processing.detectors import Deviation, Flatline
+from processing.config import VALUES
 from processing.episodes import OPENED, Changes, Episodes
 from processing.rules import LIT_W, Dropout, StreetlightRules, TrafficRules, pivot_readings
-from processing.seasonal import Seasonal
 from processing.state import Arrays, arrays_of, grow, load_arrays
+from processing.values import ValueDetectors, value_episodes
 
 log = logging.getLogger(__name__)
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 
-LAYOUT = 2
+LAYOUT = 3
 """The state's layout, checkpointed with it. 2: the value detectors' and their episode
-trackers' state by compact slot (``_slot_of``), not by series id."""
+trackers' state by compact slot (``_slot_of``), not by series id. 3: one value stack
+(``processing.values``: learned cycles, calibration) from ``processing.config``."""
 
 _POWER, _DIM, _LUX = (BY_NAME[n].id for n in ("power_w", "dim_pct", "ambient_lux"))
 _SPEED, _VOLUME, _OCCUPANCY = (BY_NAME[n].id for n in ("speed_kmh", "volume_veh", "occupancy_pct"))
@@ -95,13 +96,8 @@ class Detection:
         self, *, open_at: float = 0.5, close_below: float = 0.3, timezone: str = "UTC"
     ) -> None:
         self._tz = ZoneInfo(timezone)
-        # A slow spread (alpha 0.01, 120 points to warm up) is a steadier one: with 0.05,
-        # Gaussian noise crossed 0.5 at about 3.7 sigma, once an hour in a 42-device city.
-        # A share of the level is a poor floor for offset scales (air pressure near 1,013
-        # hPa): the series' resolution does the flooring, the share only guards zeros.
-        self._deviation = Deviation(series=1 << 12, rel_floor=0.001, alpha=0.01, warmup=120)
-        self._seasonal = Seasonal(rel_floor=0.001, warmup_days=2)
-        self._flatline = Flatline(series=1 << 12)
+        # the value detectors, as ``citytel detect`` runs them: one configuration
+        self._values_of = ValueDetectors(VALUES)
         self._streetlights = StreetlightRules()
         self._flicker = Flicker()
         self._traffic = TrafficRules()
@@ -117,6 +113,8 @@ class Detection:
         self._layout = np.array([LAYOUT], dtype=np.int64)
         names = (*VALUE_DETECTORS, *RULES, *SILENCE)
         self._episodes = {n: Episodes(open_at=open_at, close_below=close_below) for n in names}
+        for n in ("deviation", "drift", "flatline"):
+            self._episodes[n] = value_episodes(VALUES, open_at=open_at, close_below=close_below)
         self.opened: Counter[str] = Counter()
 
     def observe(
@@ -221,19 +219,16 @@ class Detection:
             return changes
         i = np.flatnonzero(scored)
         s, ts, xs, ms = self._slots(series[i]), t[i], x[i], m[i]
-        score = self._deviation.update(s, ts, xs)  # against the recent level
-        seasonal = np.flatnonzero(_SEASONAL[ms])
-        if len(seasonal):  # and, with a daily rhythm, against the usual at this hour
-            ss, st, sx, sm = s[seasonal], ts[seasonal], xs[seasonal], ms[seasonal]
-            self._seasonal.utc_offset_s = self._offset(int(st[0]))
-            usual, drift = self._seasonal.update(ss, st, sx, sm)
-            score[seasonal] = np.minimum(usual, score[seasonal])
-            drift[~_DRIFTING[sm]] = 0.0
-            changes += self._track("drift", ss, st, drift, sx, by_slot=True)
-        changes += self._track("deviation", s, ts, score, xs, by_slot=True)
+        self._values_of.utc_offset_s = self._offset(int(ts[0]))
+        grid = _SEASONAL[ms]  # with a daily rhythm: also against the usual at this hour
+        v = self._values_of.update(s, ts, xs, grid=grid, group=ms.astype(np.int64))
+        if grid.any():
+            drift = v.drift[grid]
+            drift[~_DRIFTING[ms[grid]]] = 0.0
+            changes += self._track("drift", s[grid], ts[grid], drift, xs[grid], by_slot=True)
+        changes += self._track("deviation", s, ts, v.deviation, xs, by_slot=True)
         # the same metrics never hold one value for long when healthy: flatline too
-        scores = self._flatline.update(s, ts, xs)
-        changes += self._track("flatline", s, ts, scores, xs, by_slot=True)
+        changes += self._track("flatline", s, ts, v.flatline, xs, by_slot=True)
         return changes
 
     def _range(self, values: ValueColumns, rejected: ValueColumns | None) -> list[EpisodeChange]:

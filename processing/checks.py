@@ -107,8 +107,9 @@ class DeadDetector:
 def range_scores(metric: I64, value: F64, low: F64, high: F64) -> F64:
     """0 inside ``[low[metric], high[metric]]``; 0.75 just outside, 1 a tenth of the range out."""
     lo, hi = low[metric], high[metric]
-    with np.errstate(invalid="ignore"):
+    # values near ±1e308 overflow the division: the share is clipped to 1 all the same
+    with np.errstate(invalid="ignore", over="ignore"):
         excess = np.maximum(lo - value, value - hi)
-    share = np.clip(excess / np.maximum(hi - lo, 1e-12) / 0.1, 0.0, 1.0)
+        share = np.clip(excess / np.maximum(hi - lo, 1e-12) / 0.1, 0.0, 1.0)
     scores: F64 = np.where(excess > 0, 0.75 + 0.25 * share, 0.0)
     return scores

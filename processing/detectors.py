@@ -30,6 +30,8 @@ F64 = npt.NDArray[np.float64]
 
 Z_HALF = 4.0
 """The z at which a deviation scores 0.5."""
+LONGEST_DECAY = 0.98
+"""Per run: how fast ``Flatline`` forgets the longest run a series made."""
 Z_SLOPE = 1.7
 """Steepness of the logistic: 0.1 and 0.9 lie 1.3 spreads either side of ``Z_HALF``."""
 
@@ -88,7 +90,15 @@ def _deviation(
 
 @numba.njit(cache=True, nogil=True)
 def _flatline(
-    series: I64, value: F64, run_half: float, n: I64, last: F64, run: I64, moved: I64, out: F64
+    series: I64,
+    value: F64,
+    run_half: float,
+    n: I64,
+    last: F64,
+    run: I64,
+    moved: I64,
+    longest: F64,
+    out: F64,
 ) -> None:
     for j in range(series.shape[0]):
         s = series[j]
@@ -98,12 +108,16 @@ def _flatline(
         else:
             if n[s] > 0:
                 moved[s] += 1
+                # the runs this series makes when healthy (a square wave holds each level
+                # for hours): the longest lately, forgotten over about 50 runs
+                longest[s] = max(LONGEST_DECAY * longest[s], float(run[s]))
             run[s] = 1
         last[s] = x
         n[s] += 1
         # only a series that did move before can be stuck; a constant one is just constant
         if moved[s] >= 3 and run[s] > 1:
-            out[j] = 1.0 / (1.0 + math.exp(-(run[s] - run_half) / (0.15 * run_half)))
+            half = max(run_half, 2.0 * longest[s])
+            out[j] = 1.0 / (1.0 + math.exp(-(run[s] - half) / (0.15 * half)))
         else:
             out[j] = 0.0
 
@@ -173,18 +187,29 @@ class Deviation:
 
 
 class Flatline:
-    """A series that moved before and now repeats one value: 0.5 after ``run_half`` repeats."""
+    """A series that moved before and now repeats one value: 0.5 after ``run_half`` repeats,
+    or twice the longest run it made lately, if longer (a series that holds its levels)."""
 
     def __init__(self, *, run_half: float = 30, series: int = 1024) -> None:
         self.run_half = run_half
-        self._state = _Dense(series, ("n", "run", "moved"), ("last",))
+        self._state = _Dense(series, ("n", "run", "moved"), ("last", "longest"))
 
     def update(self, series: I64, time: I64, value: F64) -> F64:
         s, v = _checked(series, value)
         self._state.fit(s)
         a = self._state.arrays
         out = np.empty(len(s))
-        _flatline(s, v, float(self.run_half), a["n"], a["last"], a["run"], a["moved"], out)
+        _flatline(
+            s,
+            v,
+            float(self.run_half),
+            a["n"],
+            a["last"],
+            a["run"],
+            a["moved"],
+            a["longest"],
+            out,
+        )
         return out
 
 

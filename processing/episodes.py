@@ -4,7 +4,10 @@ Operations staff act on episodes, not on a row per reading. Per series (and dete
 an episode opens at the first score at or above ``open_at``, updates its peak score and
 the observed value at the peak, and closes after ``close_after`` consecutive scores
 below ``close_below`` (hysteresis, so a score hovering at the threshold does not open
-and close an episode at every point). State is dense arrays by series id.
+and close an episode at every point). After it closes, the series' next ``settle``
+points cannot open another (an anomaly that ebbs and flows is one alert, not several).
+An episode is not re-alerted while it lasts: one opening, one closing. State is dense
+arrays by series id.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ def _track(
     open_at: float,
     close_below: float,
     close_after: int,
+    settle: int,
     is_open: I64,
     start: I64,
     last_bad: I64,
@@ -58,6 +62,9 @@ def _track(
     for j in range(series.shape[0]):
         s, t, x = series[j], time[j], score[j]
         if is_open[s] == 0:
+            if quiet[s] < 0:  # settling after an episode
+                quiet[s] += 1
+                continue
             if x >= open_at:
                 is_open[s], start[s], last_bad[s], quiet[s] = 1, t, t, 0
                 peak[s], observed[s] = x, value[j]
@@ -74,6 +81,7 @@ def _track(
         quiet[s] += 1
         if quiet[s] >= close_after:
             is_open[s] = 0
+            quiet[s] = -settle
             out_i[k, 0], out_i[k, 1], out_i[k, 2], out_i[k, 3] = s, CLOSED, start[s], last_bad[s]
             out_f[k, 0], out_f[k, 1] = peak[s], observed[s]
             k += 1
@@ -89,12 +97,15 @@ class Episodes:
         open_at: float = 0.5,
         close_below: float = 0.3,
         close_after: int = 3,
+        settle: int = 0,
         series: int = 1024,
     ) -> None:
         if not 0 <= close_below <= open_at <= 1:
             raise ValueError("need 0 <= close_below <= open_at <= 1")
         self.open_at, self.close_below, self.close_after = open_at, close_below, close_after
+        self.settle = settle
         self._i = np.zeros((4, series), dtype=np.int64)  # is_open, start, last_bad, quiet
+        # (quiet < 0: settling, points left)
         self._f = np.zeros((2, series), dtype=np.float64)  # peak, observed
 
     @property
@@ -119,6 +130,7 @@ class Episodes:
             self.open_at,
             self.close_below,
             self.close_after,
+            self.settle,
             self._i[0],
             self._i[1],
             self._i[2],
@@ -131,3 +143,32 @@ class Episodes:
         return Changes(
             out_i[:k, 0], out_i[:k, 1], out_i[:k, 2], out_i[:k, 3], out_f[:k, 0], out_f[:k, 1]
         )
+
+
+@numba.njit(cache=True, nogil=True)
+def _fresh(score: F64, window: int, out: F64) -> None:
+    best = np.empty(score.shape[0], dtype=np.int64)  # a monotone deque of positions
+    head, tail = 0, 0
+    for j in range(score.shape[0]):
+        while head < tail and best[head] < j - window:
+            head += 1
+        older = score[best[head]] if head < tail else -1.0
+        out[j] = score[j] if score[j] > older else 0.0
+        while head < tail and score[best[tail - 1]] <= score[j]:
+            tail -= 1
+        best[tail] = j
+        tail += 1
+
+
+def alert_scores(score: F64, window: int) -> F64:
+    """One series' scores as alerts: a score where it is higher than every score of the
+    ``window`` values before it, else 0.
+
+    Thresholded anywhere, this gives about one alert per anomaly: its first value above
+    the threshold alerts, the values after it while the anomaly lasts do not (unless it
+    grows), and after it the series settles for ``window`` values.
+    """
+    s = np.ascontiguousarray(score, dtype=np.float64)
+    out = np.empty(len(s))
+    _fresh(s, window, out)
+    return out

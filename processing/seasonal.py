@@ -88,6 +88,7 @@ def _seasonal(
     p: F64,  # alpha_min, beta, drift_half, rel_floor, common_alpha
     warmup_days: int,
     warmup_points: int,
+    raw: bool,
     si: I32,
     sf: F32,
     step: F64,
@@ -105,7 +106,7 @@ def _seasonal(
         if not 0 <= local - hour_start < 3_600:  # a batch's values share a few hours:
             s, day = _slot(time[j], offset_s)  # its divisions cost more than the rest
             hour_start = local - local % 3_600
-        out[j], out_drift[j] = 0.0, 0.0
+        out[j], out_drift[j] = -1.0 if raw else 0.0, 0.0
         if si[s, r, DAYS] == 0 or day > si[s, r, LAST_DAY]:  # a new day for this slot
             si[s, r, DAYS] += 1
             si[s, r, LAST_DAY] = day
@@ -138,7 +139,8 @@ def _seasonal(
                     sf[s, r, ABOVE] if d > 0 else sf[s, r, BELOW]
                 )  # skewed noise: a spread each side
                 scale = max(1.4826 * float(side), floor)
-                out[j] = _calibrated(_unusual(x - shift, r, s, si, sf, scale, warmup_points))
+                z = _unusual(x - shift, r, s, si, sf, scale, warmup_points)
+                out[j] = z if raw else _calibrated(z)
                 drift[r] += beta * (max(-6.0, min(6.0, d / both)) - drift[r])
                 out_drift[j] = _calibrated(abs(drift[r]) * Z_HALF / drift_half)
                 # Huber-clipped from then on: one spike must not drag the baseline
@@ -148,7 +150,8 @@ def _seasonal(
                 if _warm(si, r, o, warmup_days, warmup_points):
                     side_o = sf[o, r, ABOVE] if x > sf[o, r, MEAN] else sf[o, r, BELOW]
                     scale_o = max(1.4826 * float(side_o), floor)
-                    out[j] = _calibrated(_unusual(x, r, o, si, sf, scale_o, warmup_points))
+                    z = _unusual(x, r, o, si, sf, scale_o, warmup_points)
+                    out[j] = z if raw else _calibrated(z)
             a = max(alpha_min, 1.0 / (k + 1))
             sf[s, r, MEAN] = m + a * clipped
             if clipped > 0:
@@ -223,9 +226,18 @@ class Seasonal:
         return int(np.count_nonzero(self.arrays["index"] >= 0))
 
     def update(
-        self, series: I64, time: I64, value: F64, group: I64 | None = None
+        self,
+        series: I64,
+        time: I64,
+        value: F64,
+        group: I64 | None = None,
+        *,
+        raw: bool = False,
     ) -> tuple[F64, F64]:
         """Seasonal and drift scores in [0, 1], one each per value (time in Unix µs).
+
+        ``raw``: the seasonal score as the distance in spreads instead (-1 where the hour
+        is not learnt yet), for a calibration stage of its own (``processing.values``).
 
         ``group`` (0 to 63, e.g. the metric) names series that share the weather: both
         scores are measured less what the group's series moved together. None: no group.
@@ -249,6 +261,7 @@ class Seasonal:
             params,
             self.warmup_days,
             self.warmup_points,
+            raw,
             a["slots_i"],
             a["slots_f"],
             a["step"],

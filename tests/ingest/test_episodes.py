@@ -9,6 +9,7 @@ import numpy as np
 from citytel.local import LocalMosquitto
 from devices.contract import topic
 from ingest.ingester import Ingester
+from processing.config import VALUES
 from tests.helpers import (
     T0_MS,
     delivered,
@@ -121,7 +122,7 @@ async def test_a_restart_keeps_baselines_and_does_not_reopen_an_episode(
     database_url: str, mosquitto: LocalMosquitto, topic_prefix: str
 ) -> None:
     rng = np.random.default_rng(3)
-    calm = [round(float(x), 2) for x in 120 + rng.normal(0, 1, 140)]
+    calm = [round(float(x), 2) for x in 120 + rng.normal(0, 1, 180)]
     first = _voltage("gw-c", "sl-c", topic_prefix, [*calm[:130], 160.0, 161.0])
     async with _ingester(database_url, mosquitto, topic_prefix) as ingester:
         await publish(mosquitto, first)
@@ -131,8 +132,10 @@ async def test_a_restart_keeps_baselines_and_does_not_reopen_an_episode(
     open_ = "SELECT count(*) FILTER (WHERE ended_at IS NULL), count(*) FROM episodes"
     assert await query(database_url, open_) == [(1, 1)]
     # a new process: the episode goes on (no second one), then closes on calm values;
-    # with its baseline restored, a new surge is an episode at once (no warm-up again)
-    second = _voltage("gw-c", "sl-c", topic_prefix, [162.0, *calm[130:136], 165.0], seq0=132)
+    # with its baseline restored, a new surge after the settling time (VALUES.settle
+    # values) is an episode at once (no warm-up again)
+    settled = calm[130 : 130 + VALUES.close_after + VALUES.settle + 2]
+    second = _voltage("gw-c", "sl-c", topic_prefix, [162.0, *settled, 165.0], seq0=132)
     async with _ingester(database_url, mosquitto, topic_prefix) as ingester:
         await publish(mosquitto, second)
         await wait_until(lambda: delivered(ingester, len(second)))

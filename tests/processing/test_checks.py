@@ -77,3 +77,15 @@ def test_range_scores_are_calibrated_by_how_far_outside() -> None:
     scores = range_scores(metric, np.array([50.0, 100.0, 100.1, 110.0, -30.0]), low, high)
     assert scores.tolist()[:2] == [0.0, 0.0]
     assert 0.75 <= scores[2] < 0.8 and scores[3] == 1.0 and scores[4] == 1.0
+
+
+def test_range_scores_of_values_near_the_largest_double_do_not_overflow() -> None:
+    import numpy as np
+
+    from devices.tables import HIGH, LOW
+    from processing.checks import range_scores
+
+    lamp_on = 3  # a metric with a narrow range (0 to 1)
+    metric = np.array([lamp_on, lamp_on], dtype=np.int64)
+    scores = range_scores(metric, np.array([1e308, -1e308]), LOW, HIGH)  # no warning raised
+    assert scores.tolist() == [1.0, 1.0]

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -71,46 +67,3 @@ def test_a_score_depends_only_on_the_points_before_it(
     b = Combined(Deviation(warmup=5), Flatline()).update(*_one(changed), changed)
     assert a[: i + 1].tolist() == b[: i + 1].tolist()
     assert ((a >= 0) & (a <= 1)).all()
-
-
-def test_detect_command_writes_one_scored_row_per_input_row(tmp_path: Path) -> None:
-    rng = np.random.default_rng(4)
-    v = 50 + rng.normal(0, 2, 500)
-    v[400] = 120.0
-    source = tmp_path / "series.csv"
-    source.write_text(
-        "timestamp,value\n"
-        + "".join(f"2025-11-21T{i // 60:02d}:{i % 60:02d}:00-06:00,{x}\n" for i, x in enumerate(v))
-    )
-    target = tmp_path / "scored.csv"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "citytel.cli",
-            "detect",
-            "--input",
-            str(source),
-            "--output",
-            str(target),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    rows = [line.split(",") for line in target.read_text().splitlines()]
-    assert rows[0] == ["timestamp", "value", "score", "is_anomaly"] and len(rows) == 501
-    assert rows[401][0] == "2025-11-21T06:40:00-06:00" and rows[401][3] == "true"
-    assert sum(r[3] == "true" for r in rows[1:]) <= 3
-    assert "anomalous points" in done.stderr
-
-
-def test_detect_command_names_the_bad_line(tmp_path: Path) -> None:
-    source = tmp_path / "bad.csv"
-    source.write_text("t,v\n1,2\n2,abc\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "citytel.cli", "detect", "--input", str(source)],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 1 and "line 3: value 'abc' is not a number" in done.stderr
