@@ -99,3 +99,19 @@ async def test_held_bytes_stay_bounded_until_acks_free_room(
 
 async def _paused(session: Subscription) -> bool:
     return session.pauses > 0
+
+
+async def test_acks_on_a_connection_gone_are_dropped_not_raised(
+    mosquitto: LocalMosquitto, topic_prefix: str
+) -> None:
+    async with _session(mosquitto, topic_prefix):
+        pass
+    await publish(mosquitto, [(f"{topic_prefix}acks/gone", b"x")])
+    async with _session(mosquitto, topic_prefix) as session:
+        (got,) = await _received(session, 1)
+        session._client._connection._transport.close()  # the socket dies under us
+        assert session.ack([got]) == 0  # re-sent by the broker later: a duplicate then
+    async with _session(mosquitto, topic_prefix) as session:
+        (again,) = await _received(session, 1)
+        assert again.payload == b"x"
+        session.ack([again])
