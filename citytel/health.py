@@ -58,6 +58,7 @@ def health_app(
     broker: Broker,
     metrics: Callable[[], bytes] | None = None,
     extra: list[Route] | None = None,
+    session: Callable[[], dict[str, int]] | None = None,
 ) -> Starlette:
     """The probes' application; ``running`` says whether the ingest loop runs;
     ``metrics``, when given, is served at ``/metrics`` (the ingester's own)."""
@@ -68,6 +69,13 @@ def health_app(
     async def readyz(request: Request) -> JSONResponse:
         if not running():
             return _answer("ingest loop stopped")
+        if session is not None:
+            facts = session()  # takeovers and lost sessions shown, 503 while disconnected
+            status = "ok" if facts.get("connected") else "broker session not connected"
+            if status != "ok" or not await _database_answers(database_url):
+                status = status if status != "ok" else "database unavailable"
+            body = {"status": status, **facts}
+            return JSONResponse(body, status_code=200 if status == "ok" else 503)
         if not await _database_answers(database_url):
             return _answer("database unavailable")
         if not await _broker_answers(broker):

@@ -314,6 +314,11 @@ async def ingest(settings: Settings, database_url: str, mqtt_url: str) -> None:
                 broker=broker_from_url(mqtt_url, ca_file=settings.mqtt_ca_file),
                 metrics=lambda: exposition(registry),
                 extra=[_http_ingest(settings, running, database_url)],
+                session=lambda: {
+                    "connected": int(running.session.connected),
+                    "session_takeovers": running.session.takeovers,
+                    "sessions_lost": running.session.sessions_lost,
+                },
             )
             server = _uvicorn(app, settings.health_host, settings.health_port)
             watches["health"] = await stack.enter_async_context(serving(server))

@@ -84,6 +84,9 @@ class BatchBuilder:
     """The catalog version the batch is checked against."""
     formats: Router | None = None
     """Parsers of other vendors' formats, by topic (None: contract v1 only)."""
+    retained_seen: set[int] | None = None
+    """Digests of retained invalid statuses already dead-lettered (the ingester's, across
+    batches): the broker hands them again on every subscribe; each is refused once."""
     _b: _Parts = field(default_factory=lambda: _Parts())
     _seen: dict[tuple[str, int], int] = field(default_factory=dict)
     """Digest by message identity, of the messages taken so far."""
@@ -112,6 +115,9 @@ class BatchBuilder:
             self._telemetry(topic, gateway_id, payload, received_us, channel != TELEMETRY)
         elif channel == STATUS:
             status, rejections = self.decoder.status(payload)
+            if status is None and retain and self._seen_retained(topic, payload):
+                b.duplicates += 1  # handed again on a resubscribe: dead-lettered before
+                return
             if status is not None:
                 b.statuses[gateway_id] = (status, received_us)
             self._dead_all(topic, received_us, rejections, gateway_id)
@@ -119,6 +125,16 @@ class BatchBuilder:
             devices, rejections = self.decoder.announcement(gateway_id, payload)
             b.announced.extend(Announced(gateway_id, d, topic, received_us) for d in devices)
             self._dead_all(topic, received_us, rejections, gateway_id)
+
+    def _seen_retained(self, topic: str, payload: bytes) -> bool:
+        seen = self.retained_seen
+        if seen is None:
+            return False
+        key = digest(topic.encode() + b"\x00" + payload)
+        if key in seen:
+            return True
+        seen.add(key)
+        return False
 
     def _foreign(self, topic: str, parsed: Parsed, payload: bytes, received_us: int) -> None:
         """Take a message of another vendor's format, as its parser turned it into ours."""

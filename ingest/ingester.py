@@ -118,6 +118,7 @@ class Ingester:
         self._task: asyncio.Task[None] | None = None
         self._stack = contextlib.AsyncExitStack()
         self._submitted: dict[int, asyncio.Future[Outcome]] = {}
+        self._retained_seen: set[int] = set()
         self._last_submitted = 0
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="citytel-kernels")
         self._timezone = c.timezone
@@ -354,7 +355,12 @@ class Ingester:
 
     def _batch(self, deliveries: list[Delivery]) -> Batch:
         builder = BatchBuilder(
-            self._decoder, self._limits, self._prefix, self._tables, self._formats
+            self._decoder,
+            self._limits,
+            self._prefix,
+            self._tables,
+            self._formats,
+            self._retained_seen,
         )
         add = builder.add
         for d in deliveries:

@@ -174,3 +174,16 @@ def test_topics_outside_the_contract_are_dead_letters() -> None:
     b.add("city/v1/gateways/gw-1/firmware", b"x", 0)
     b.add("elsewhere", b"x", 0)
     assert [d.reason for d in b.finish().dead_letters] == [Reason.INVALID_TOPIC] * 2
+
+
+def test_a_retained_invalid_status_is_dead_lettered_once_per_run() -> None:
+    seen: set[int] = set()
+    reasons: list[list[str]] = []
+    for _ in range(3):  # three resubscribes hand it three times
+        b = BatchBuilder(Decoder(limits=LIMITS), LIMITS, retained_seen=seen)
+        b.add("city/v1/gateways/gw-1/status", b"maybe", NOW_MS * 1000, retain=True)
+        b.add("city/v1/gateways/gw-1/status", b"online", NOW_MS * 1000, retain=True)
+        batch = b.finish()
+        assert batch.statuses["gw-1"][0] == "online"  # a valid one applies every time
+        reasons.append([d.reason for d in batch.dead_letters])
+    assert reasons == [[Reason.INVALID_STATUS], [], []]

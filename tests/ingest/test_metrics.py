@@ -42,10 +42,23 @@ async def test_the_ingesters_counters_reach_prometheus(
             database_url=database_url,
             broker=Broker(port=mosquitto.port),
             metrics=lambda: exposition(registry),
+            session=lambda: {
+                "connected": int(ing.session.connected),
+                "session_takeovers": ing.session.takeovers,
+                "sessions_lost": ing.session.sessions_lost,
+            },
         )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
             r = await client.get("/metrics")
+            ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ok",
+        "connected": 1,
+        "session_takeovers": 0,
+        "sessions_lost": 0,
+    }
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     got = _samples(r.text)
     assert got[("citytel_ingester_messages_total", ())] == 5
