@@ -173,7 +173,8 @@ def test_sigterm_stops_ingest_started_in_the_background_by_a_shell(
         _warm_up(gateway, messages[0], database_url)
         probes = f"http://127.0.0.1:{health_port}"
         assert httpx.get(f"{probes}/healthz").json() == {"status": "ok"}
-        assert httpx.get(f"{probes}/readyz").json() == {"status": "ok"}
+        ready = {"status": "ok", "connected": 1, "session_takeovers": 0, "sessions_lost": 0}
+        assert httpx.get(f"{probes}/readyz").json() == ready
         publishing = threading.Thread(
             target=gateway.publish_all, args=(messages[1:],), kwargs={"rate": 250}
         )
