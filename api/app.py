@@ -12,7 +12,20 @@ from psycopg_pool import AsyncConnectionPool
 
 from api import problems
 from api.deps import Limits
-from api.routes import anomalies, apikeys, devices, exports, gateways, health, series, service
+from api.routes import (
+    anomalies,
+    apikeys,
+    console,
+    devices,
+    exports,
+    gateways,
+    health,
+    live,
+    series,
+    service,
+    session,
+)
+from api.routes import map as device_map
 
 DESCRIPTION = """Read citytel: devices, series, anomalies, gateways, service metrics and
 open-data exports. Every route but `/healthz`, `/readyz` and `/problems/*` needs an API
@@ -55,6 +68,9 @@ def create_app(
     problems.install(app)
     for module in (health, devices, series, anomalies, gateways, exports, service, apikeys):
         app.include_router(module.router)
+    for module in (session, device_map, live):  # the console's routes, under /v1 like any
+        app.include_router(module.router)
+    console.mount(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

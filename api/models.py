@@ -21,6 +21,8 @@ Severity = Literal["low", "medium", "high"]
 Bucket = Literal["1m", "5m", "15m", "1h", "1d"]
 Agg = Literal["avg", "min", "max", "sum", "count", "first", "last", "p95"]
 Role = Literal["reader", "admin"]
+Lifecycle = Literal["open", "acknowledged", "resolved"]
+DeviceState = Literal["ok", "low", "medium", "high", "offline", "decommissioned"]
 
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
 
@@ -172,6 +174,10 @@ class Anomaly(BaseModel):
             "peak_score": 1.0,
             "severity": "high",
             "observed": 0.4,
+            "lifecycle": "acknowledged",
+            "acked_at": "2026-11-22T02:14:00Z",
+            "acked_by": "night desk (ctk_3xQ9ab)",
+            "ack_comment": "crew sent",
         }
     )
     id: int
@@ -186,6 +192,23 @@ class Anomaly(BaseModel):
     peak_score: float
     severity: Severity
     observed: float | None
+    expected: float | None = Field(
+        default=None, description="What the detector expected (null: not recorded)"
+    )
+    lifecycle: Lifecycle = Field(description="open, then acknowledged, then resolved")
+    acked_at: AwareDatetime | None = None
+    acked_by: str | None = Field(default=None, description="The acknowledging key's name")
+    ack_comment: str | None = None
+    resolved_at: AwareDatetime | None = None
+    resolved_by: str | None = None
+    resolve_comment: str | None = None
+
+
+class AnomalyAction(BaseModel):
+    """The body of an acknowledgement or a resolution."""
+
+    model_config = _example({"comment": "crew sent, ticket 4411"})
+    comment: str = Field(default="", max_length=2000)
 
 
 class AnomalyPage(BaseModel):
@@ -207,6 +230,7 @@ class Gateway(BaseModel):
             "messages": 360,
             "message_rate": 0.1,
             "lost_messages": 2,
+            "refused_messages": 1,
         }
     )
     gateway_id: str
@@ -220,6 +244,9 @@ class Gateway(BaseModel):
     messages: int = Field(description="Telemetry messages committed in the window")
     message_rate: float = Field(description="messages/s over the window")
     lost_messages: int = Field(description="seqs missing between those committed in the window")
+    refused_messages: int = Field(
+        default=0, description="Its messages dead-lettered in the window (a reason each)"
+    )
 
 
 class Gateways(BaseModel):
@@ -250,3 +277,49 @@ class CreatedApiKey(BaseModel):
 
 class ApiKeys(BaseModel):
     items: list[ApiKey]
+
+
+class SignIn(BaseModel):
+    key: str = Field(min_length=1, max_length=200, description="An API key")
+
+
+class SessionInfo(BaseModel):
+    model_config = _example(
+        {"role": "reader", "name": "night desk (ctk_3xQ9ab)", "csrf_token": "q8Vn..."}
+    )
+    role: Role
+    name: str = Field(description="The key's name and prefix, as acknowledgements show it")
+    csrf_token: str | None = Field(
+        description="Echo in `X-CSRF-Token` on POSTs made with the session cookie"
+    )
+
+
+class MapData(BaseModel):
+    """Every device matching the filters, as parallel arrays (compact for 300,000 devices)."""
+
+    model_config = _example(
+        {
+            "count": 2,
+            "kinds": ["streetlight", "environment", "traffic"],
+            "gateways": ["gw-01"],
+            "states": ["ok", "low", "medium", "high", "offline", "decommissioned"],
+            "device_id": ["sl-0001", "env-0003"],
+            "lon": [-87.63, -87.61],
+            "lat": [41.88, 41.9],
+            "kind": [0, 1],
+            "gateway": [0, 0],
+            "state": [0, 5],
+        }
+    )
+    count: int
+    kinds: list[str] = Field(description="Names that the `kind` codes index")
+    gateways: list[str | None] = Field(description="Gateway ids that the `gateway` codes index")
+    states: list[DeviceState] = Field(description="Names that the `state` codes index")
+    device_id: list[str]
+    lon: list[float]
+    lat: list[float]
+    kind: list[int] = Field(description="Index into `kinds`; -1: not announced")
+    gateway: list[int] = Field(description="Index into `gateways`")
+    state: list[int] = Field(
+        description="Index into `states`: an open anomaly's severity, else the gateway's status"
+    )
