@@ -25,7 +25,8 @@ async function call(method, path, body) {
   if (r.status === 204) return null;
   const data = await r.json().catch(() => null);
   if (!r.ok) {
-    if (r.status === 401) window.dispatchEvent(new CustomEvent("citytel:signed-out"));
+    // a session that was open has ended (expired, key revoked): back to the sign-in form
+    if (r.status === 401 && csrf) window.dispatchEvent(new CustomEvent("citytel:signed-out"));
     throw new ApiError(r.status, data);
   }
   return data;

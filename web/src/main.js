@@ -93,7 +93,8 @@ window.addEventListener("citytel:signed-out", () => {
   events?.close();
   signInView("Your session has ended: sign in again.");
 });
-window.addEventListener("hashchange", () => document.getElementById("nav").hidden || route());
+// "#main" is the skip link's target, not a view
+window.addEventListener("hashchange", () => location.hash.startsWith("#/") && !document.getElementById("nav").hidden && route());
 document.getElementById("sign-out").addEventListener("click", async () => {
   await del("/v1/session");
   events?.close();
