@@ -16,8 +16,9 @@ ensure_servers() {
     local missing=()
     command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
     have_postgres_server || missing+=(postgresql)
-    # the console's browser tests drive Debian's chromium (Playwright never downloads one)
-    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    # the console's browser tests drive Debian's chromium (Playwright never downloads one);
+    # scripts/test needs it, scripts/up does not
+    if [ "$(basename "$0")" = test ]; then [ -x /usr/bin/chromium ] || missing+=(chromium); fi
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ]; then
         log "missing Debian packages: ${missing[*]}"
