@@ -315,7 +315,7 @@ class MapData(BaseModel):
     kinds: list[str] = Field(description="Names that the `kind` codes index")
     gateways: list[str | None] = Field(description="Gateway ids that the `gateway` codes index")
     states: list[DeviceState] = Field(description="Names that the `state` codes index")
-    device_id: list[str]
+    device_id: list[str] = Field(description="Empty unless asked for (`ids=true`)")
     lon: list[float]
     lat: list[float]
     kind: list[int] = Field(description="Index into `kinds`; -1: not announced")

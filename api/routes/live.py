@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import psycopg
@@ -43,6 +43,8 @@ class LiveHub:
         self._queues: set[asyncio.Queue[str]] = set()
         self._task: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self.on_change: list[Callable[[], None]] = []
+        """Called on every announcement (e.g. to drop cached answers)."""
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[str]]:
@@ -82,12 +84,15 @@ class LiveHub:
                 delay = min(delay * 2, 5.0)
 
     def _publish(self, payload: str) -> None:
+        for hook in self.on_change:
+            hook()
         for queue in self._queues:
             with contextlib.suppress(asyncio.QueueFull):  # a stalled client loses, no one else
                 queue.put_nowait(payload)
 
 
-def _hub(request: Request, pool: AsyncConnectionPool) -> LiveHub:
+def hub_of(request: Request, pool: AsyncConnectionPool) -> LiveHub:
+    """The API process's hub (made on first use)."""
     hub: LiveHub | None = getattr(request.app.state, "live_hub", None)
     if hub is None:
         conninfo = pool.conninfo
@@ -142,7 +147,7 @@ async def live(
     async with pool.connection() as conn:
         await session.authenticate(conn, request, credentials.credentials if credentials else None)
     return StreamingResponse(
-        _stream(_hub(request, pool), pool),
+        _stream(hub_of(request, pool), pool),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

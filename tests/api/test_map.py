@@ -9,7 +9,7 @@ from tests.helpers import query
 
 
 async def test_the_map_data(reader: httpx.AsyncClient, city: City) -> None:
-    r = await reader.get("/v1/map")
+    r = await reader.get("/v1/map", params={"ids": "true"})
     assert r.status_code == 200
     m = r.json()
     rows = await query(
@@ -30,6 +30,10 @@ async def test_the_map_data(reader: httpx.AsyncClient, city: City) -> None:
     gateways = {m["gateways"][g] for g, d in zip(m["gateway"], m["device_id"], strict=True)
                 if d.startswith("sl-")}  # fmt: skip
     assert gateways == {"gw-n"}
-    only = (await reader.get("/v1/map", params={"state": "offline", "kind": "traffic"})).json()
+    params = {"state": "offline", "kind": "traffic", "ids": "true"}
+    only = (await reader.get("/v1/map", params=params)).json()
     assert only["device_id"] == ["tr-1"]
+    without = (await reader.get("/v1/map")).json()
+    assert without["device_id"] == [] and without["count"] == 4
+    assert sorted(without["lon"]) == sorted(m["lon"])
     assert (await reader.get("/v1/map", params={"state": "fine"})).status_code == 422

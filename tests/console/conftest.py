@@ -107,7 +107,9 @@ def console(city: City, pg_server: DatabaseServer) -> Iterator[Console]:  # noqa
         yield Console(base, url, admin, reader)
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: Playwright's sync API runs an event loop in the test thread while it is
+# open, where the async tests of other modules could not run theirs.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -49,6 +49,21 @@ def test_the_map_shows_every_placed_device(page: Page, console: Console) -> None
     )
     assert red > 0
     assert_accessible(page, "map")
+    # a click on the red octagon opens that device's page
+    x, y = page.evaluate(
+        """() => { const c = document.querySelector('.device-canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        for (let i = 0; i < d.length; i += 4)
+          if (d[i] === 0xb9 && d[i+1] === 0x1c && d[i+2] === 0x1c) {
+            const k = i / 4, r = devicePixelRatio;
+            return [(k % c.width) / r, Math.floor(k / c.width) / r]; } }"""
+    )
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + x + 1, box["y"] + y + 2)
+    expect(page.get_by_role("heading", name="Device sl-1")).to_be_visible()
+    page.go_back()
+    expect(page.locator("#map-status")).to_contain_text("4 devices")
     page.get_by_label("State").select_option("high")
     expect(page.locator("#map-status")).to_contain_text("1 devices")
     page.get_by_label("State").select_option("")
@@ -162,7 +177,8 @@ def test_everything_by_keyboard(page: Page, console: Console) -> None:
     expect(page.get_by_label("API key")).to_be_focused()
     page.keyboard.type(console.reader_key)
     page.keyboard.press("Enter")
-    expect(page.get_by_role("heading", name="Map")).to_be_visible()
+    expect(page.locator("#map-status")).to_contain_text("4 devices")
+    expect(page.locator("#main")).to_be_focused()  # the view moves focus to its content
     page.keyboard.press("Shift+Tab")  # from the page's main region back into the header
     for _ in range(10):
         if page.evaluate("document.activeElement.textContent") == "Gateways":

@@ -80,7 +80,9 @@ export async function deviceView(id) {
     )),
   );
   let plot = null;
+  let asked = 0; // an answer to an earlier choice that arrives late is dropped
   async function draw() {
+    const mine = ++asked;
     const metric = metricSel.value;
     if (!metric) {
       caption.textContent = "This device has no values yet.";
@@ -91,6 +93,7 @@ export async function deviceView(id) {
     const end = new Date(Date.parse(m.last_seen) + 60e3);
     const start = new Date(end - span);
     const s = await get("/v1/series", { device: id, metric, from: start.toISOString(), to: end.toISOString(), bucket, agg: "avg", tz: "UTC" });
+    if (mine !== asked) return;
     const pts = s.series[0]?.points || [];
     const eps = history.items.filter((a) => a.metric === metric || a.metric === null);
     const data = [pts.map((p) => Date.parse(p.time) / 1000), pts.map((p) => p.value)];

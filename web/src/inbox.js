@@ -73,8 +73,11 @@ export async function inboxView() {
 
   let cursor = null;
   const params = () => ({ lifecycle: lifecycle.value, severity: severity.value, q: q.value.trim(), limit: 50 });
+  let asked = 0; // an answer to an earlier search that arrives late is dropped
   async function load(append = false) {
+    const mine = ++asked;
     const page = await get("/v1/anomalies", { ...params(), cursor: append ? cursor : null });
+    if (mine !== asked) return;
     const rows = page.items.map((a) => row(a, act));
     if (append) body.append(...rows);
     else body.replaceChildren(...rows);

@@ -224,9 +224,14 @@ export async function mapView() {
   layer.on("drawn", () => {
     status.textContent = `${layer.data.count.toLocaleString("en")} devices; ${layer.inView.toLocaleString("en")} in view.`;
   });
-  map.on("click", (e) => {
+  map.on("click", async (e) => {
     const i = layer.nearest(e.containerPoint);
-    if (i !== null) location.hash = `#/device/${encodeURIComponent(layer.data.device_id[i])}`;
+    if (i !== null) {
+      // the map's data has no ids (a third of its size): ask for the device at that spot
+      const [x, y, d] = [layer.data.lon[i], layer.data.lat[i], 2e-5];
+      const found = await get("/v1/devices", { bbox: [x - d, y - d, x + d, y + d].join(","), limit: 1 });
+      if (found.items.length) location.hash = `#/device/${encodeURIComponent(found.items[0].device_id)}`;
+    }
     else if (layer.clusters.some(([cx, cy, r]) => Math.hypot(cx - e.containerPoint.x, cy - e.containerPoint.y) <= r))
       map.setView(e.latlng, Math.min(map.getZoom() + 2, 19));
   });
@@ -237,8 +242,11 @@ export async function mapView() {
     state: form.querySelector("#f-state").value,
   });
   let first = true;
+  let asked = 0; // an answer to an earlier choice that arrives late is dropped
   async function load() {
+    const mine = ++asked;
     const data = await get("/v1/map", filters());
+    if (mine !== asked) return;
     if (first) {
       fillOptions(form.querySelector("#f-kind"), data.kinds);
       fillOptions(form.querySelector("#f-gateway"), data.gateways.filter(Boolean));
