@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from api import problems
 from api.deps import Limits
 from api.routes import (
+    alerts,
     anomalies,
     apikeys,
     console,
@@ -68,7 +69,7 @@ def create_app(
     problems.install(app)
     for module in (health, devices, series, anomalies, gateways, exports, service, apikeys):
         app.include_router(module.router)
-    for module in (session, device_map, live):  # the console's routes, under /v1 like any
+    for module in (session, device_map, live, alerts):  # the console's routes, under /v1 like any
         app.include_router(module.router)
     console.mount(app)
 

@@ -323,3 +323,73 @@ class MapData(BaseModel):
     state: list[int] = Field(
         description="Index into `states`: an open anomaly's severity, else the gateway's status"
     )
+
+
+AlertChange = Literal["opened", "ended", "acknowledged", "resolved"]
+
+
+class NewAlertEndpoint(BaseModel):
+    model_config = _example({"url": "https://ops.example/hooks/citytel", "name": "night desk"})
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+    name: str = Field(default="", max_length=200)
+
+
+class AlertEndpoint(BaseModel):
+    id: int
+    name: str
+    url: str
+    enabled: bool
+    created_at: AwareDatetime
+
+
+class CreatedAlertEndpoint(AlertEndpoint):
+    secret: str = Field(description="The signing secret: shown this once")
+
+
+class AlertEndpoints(BaseModel):
+    items: list[AlertEndpoint]
+
+
+class NewAlertRule(BaseModel):
+    """Which episode changes notify an endpoint; a field left out matches anything."""
+
+    model_config = _example(
+        {"endpoint": 1, "kind": "streetlight", "min_severity": "high", "changes": ["opened"]}
+    )
+    endpoint: int = Field(ge=1, le=2**31 - 1)
+    kind: Kind | None = None
+    metric: str | None = Field(default=None, max_length=100)
+    detector: str | None = Field(default=None, max_length=100)
+    min_severity: Severity | None = Field(default=None, description="This severity or worse")
+    gateway: str | None = Field(default=None, max_length=200)
+    bbox: tuple[float, float, float, float] | None = Field(
+        default=None, description="minLon, minLat, maxLon, maxLat of the device"
+    )
+    changes: list[AlertChange] = Field(default=["opened"], min_length=1)
+
+
+class AlertRule(NewAlertRule):
+    id: int
+
+
+class AlertRules(BaseModel):
+    items: list[AlertRule]
+
+
+class OutboxItem(BaseModel):
+    id: int
+    endpoint: int
+    episode: int
+    change: AlertChange
+    idempotency_key: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    created_at: AwareDatetime
+    next_attempt_at: AwareDatetime
+    delivered_at: AwareDatetime | None
+    failed_at: AwareDatetime | None
+    last_error: str | None
+
+
+class Outbox(BaseModel):
+    items: list[OutboxItem]

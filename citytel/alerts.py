@@ -1,0 +1,178 @@
+"""Delivering the alert outbox: signed webhooks, retried with exponential backoff.
+
+Each notification is POSTed as JSON with three headers:
+
+- ``X-Citytel-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`` under
+  the endpoint's secret (the timestamp is signed too, so a captured request cannot be
+  replayed later than the receiver's tolerance);
+- ``Idempotency-Key``: the same for every attempt at one notification (endpoint,
+  episode, change): a receiver that saw it already drops the repeat;
+- ``Content-Type: application/json``.
+
+A 2xx answer delivers it; anything else (an error status, a refused connection, a
+timeout) is an attempt that failed: the next comes after ``Backoff``, and after the last
+the notification is marked failed, kept and listed (``GET /v1/alerts/outbox``). A
+dispatcher that dies mid-delivery leaves its claim to lapse; the notification is tried
+again with the same key, so nothing is lost and a receiver never acts twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import psycopg
+
+from storage import alerts
+from storage.database import connect
+
+log = logging.getLogger(__name__)
+CHANNEL = "citytel_alerts"
+
+
+def sign(secret: str, body: bytes, *, timestamp: int | None = None) -> str:
+    """The ``X-Citytel-Signature`` header of ``body``."""
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def verify(secret: str, body: bytes, header: str, *, tolerance_s: int = 300) -> bool:
+    """Whether ``header`` signs ``body`` under ``secret``, made within ``tolerance_s``."""
+    try:
+        parts = dict(p.split("=", 1) for p in header.split(","))
+        t = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(time.time() - t) > tolerance_s:
+        return False
+    return hmac.compare_digest(sign(secret, body, timestamp=t), header)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delays between attempts: ``first_s``, times ``factor`` each time, up to ``max_s``;
+    ``attempts`` in all."""
+
+    first_s: float = 2.0
+    factor: float = 2.0
+    max_s: float = 600.0
+    attempts: int = 10
+
+    def delay(self, attempts_made: int) -> timedelta | None:
+        """The wait after ``attempts_made`` failed attempts; None: give up."""
+        if attempts_made >= self.attempts:
+            return None
+        return timedelta(seconds=min(self.max_s, self.first_s * self.factor ** (attempts_made - 1)))
+
+
+def _body(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+async def post_signed(
+    client: httpx.AsyncClient, url: str, secret: str, payload: dict[str, Any], key: str
+) -> str | None:
+    """POST one signed notification; None when delivered, else why not."""
+    body = _body(payload)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Citytel-Signature": sign(secret, body),
+        "Idempotency-Key": key,
+        "User-Agent": "citytel-alerts/1",
+    }
+    try:
+        r = await client.post(url, content=body, headers=headers)
+    except httpx.TimeoutException:
+        return "timeout"
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None if r.is_success else f"HTTP {r.status_code}"
+
+
+async def send_test(url: str, *, secret: str, timeout_s: float = 5.0) -> str | None:
+    """A signed test notification (``citytel alerts test URL``); None when delivered."""
+    payload = {"change": "test", "id": 0, "detector": "test", "severity": "low"}
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
+        return await post_signed(client, url, secret, payload, f"citytel-test-{time.time_ns()}")
+
+
+class AlertDispatcher:
+    """Delivers the outbox while open: woken by ``NOTIFY citytel_alerts`` at each commit
+    that queued notifications, and every ``poll_s`` for retries that fall due."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        backoff: Backoff | None = None,
+        timeout_s: float = 5.0,
+        poll_s: float = 1.0,
+        batch: int = 50,
+        lease_s: float = 60.0,
+    ) -> None:
+        self._url = database_url
+        self._backoff = backoff or Backoff()
+        self._timeout_s = timeout_s
+        self._poll_s = poll_s
+        self._batch = batch
+        self._lease = timedelta(seconds=lease_s)
+        self._stack = contextlib.AsyncExitStack()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        self._client = await self._stack.enter_async_context(
+            httpx.AsyncClient(timeout=self._timeout_s)
+        )
+        self._conn = await connect(self._url, autocommit=True)
+        self._stack.push_async_callback(self._conn.close)
+        self._listener = await connect(self._url, autocommit=True)
+        self._stack.push_async_callback(self._listener.close)
+        await self._listener.execute(f"LISTEN {CHANNEL}")
+        self._task = asyncio.create_task(self._loop(), name="alerts-dispatch")
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._stack.aclose()
+
+    async def run_once(self) -> int:
+        """Deliver what is due now (one claim); how many were tried."""
+        due = await alerts.claim_due(self._conn, limit=self._batch, lease=self._lease)
+        results = await asyncio.gather(
+            *(post_signed(self._client, n.url, n.secret, n.payload, n.idempotency_key) for n in due)
+        )
+        for n, error in zip(due, results, strict=True):
+            if error is None:
+                await alerts.delivered(self._conn, n.id)
+            else:
+                delay = self._backoff.delay(n.attempts + 1)
+                log.warning("alert %s to %s failed (%s); %s", n.id, n.url, error,
+                            f"next in {delay}" if delay else "giving up")  # fmt: skip
+                await alerts.retry_later(self._conn, n.id, error=error, delay=delay)
+        return len(due)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                if await self.run_once():
+                    continue
+            except psycopg.OperationalError as exc:  # the database went away: retry
+                log.warning("alerts: %s; retrying", exc)
+            async for _ in self._listener.notifies(timeout=self._poll_s, stop_after=1):
+                pass

@@ -1,0 +1,236 @@
+"""The alert outbox: written with the episode change, delivered signed, retried with
+backoff through failures and timeouts, kept when it finally fails."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from citytel.alerts import AlertDispatcher, Backoff, send_test, verify
+from storage import alerts
+from storage.database import connect
+from storage.episodes import EpisodeChange, write_episodes
+from tests.api.conftest import NIGHT, City, api_client, new_key
+from tests.fix_servers import DatabaseServer
+from tests.helpers import query, wait_until
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on a free port that answers as ``script`` says, in turn:
+    a status code, or "hang" (no answer until the client gives up); then 200."""
+
+    script: list[int | str]
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    port: int = 0
+    handlers: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.add(task)
+        try:
+            await self._answer(reader, writer)
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await writer.wait_closed()
+            self.handlers.discard(task)
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")[1:]
+        headers = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines if ln)}
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+        self.requests.append((headers, body))
+        answer = self.script.pop(0) if self.script else 200
+        if answer == "hang":
+            await asyncio.sleep(5)
+        else:
+            writer.write(f"HTTP/1.1 {answer} X\r\ncontent-length: 0\r\n\r\n".encode())
+            await writer.drain()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+
+@contextlib.asynccontextmanager
+async def receiving(script: list[int | str]) -> AsyncIterator[Receiver]:
+    receiver = Receiver(script)
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    receiver.port = server.sockets[0].getsockname()[1]
+    async with server:
+        try:
+            yield receiver
+        finally:
+            server.close()
+            for task in list(receiver.handlers):  # a hanging answer the client gave up on
+                task.cancel()
+            await asyncio.gather(*receiver.handlers, return_exceptions=True)
+
+
+@pytest.fixture
+async def url(city: City, pg_server: DatabaseServer) -> AsyncIterator[str]:
+    name = f"citytel_alerts_{uuid.uuid4().hex[:6]}"
+    yield pg_server.create(name, template=urlsplit(city.url).path.lstrip("/"))
+    pg_server.drop(name)
+
+
+async def _setup(url: str, target: str, **rule: Any) -> dict[str, Any]:
+    conn = await connect(url, autocommit=True)
+    try:
+        endpoint = await alerts.create_endpoint(conn, url=target, name="ops")
+        fields = dict.fromkeys(("kind", "metric", "detector", "min_severity", "gateway"))
+        box = dict.fromkeys(("min_lon", "min_lat", "max_lon", "max_lat"))
+        await alerts.create_rule(
+            conn, {**fields, **box, "changes": ["opened"], **rule, "endpoint": endpoint["id"]}
+        )
+        return endpoint
+    finally:
+        await conn.close()
+
+
+async def _open(url: str, device: str, detector: str, peak: float, *, commit: bool = True) -> None:
+    ((dev,),) = await query(url, "SELECT id FROM devices WHERE device_id = %s", (device,))
+    start_us = int(NIGHT.timestamp() * 1e6) + 10**11
+    change = EpisodeChange(dev, None, detector, True, start_us, start_us, peak, 1.0)
+    conn = await connect(url)
+    try:
+        if commit:
+            await write_episodes(conn, [change])
+        else:
+            with contextlib.suppress(RuntimeError):
+                async with conn.transaction():
+                    await write_episodes(conn, [change])
+                    raise RuntimeError("the ingester's batch fails after the episode write")
+    finally:
+        await conn.close()
+
+
+async def _outbox(url: str) -> list[tuple[Any, ...]]:
+    return await query(
+        url,
+        "SELECT change, attempts, delivered_at IS NOT NULL, failed_at IS NOT NULL, last_error,"
+        " payload FROM alert_outbox ORDER BY id",
+    )
+
+
+async def test_written_with_the_episode_or_not_at_all(url: str) -> None:
+    await _setup(url, "http://127.0.0.1:9/hook", kind="streetlight", min_severity="high")
+    await _open(url, "sl-2", "rolled_back", 0.99, commit=False)
+    assert await _outbox(url) == []
+    assert await query(url, "SELECT 1 FROM episodes WHERE detector = 'rolled_back'") == []
+    await _open(url, "sl-2", "test_rule", 0.85)  # medium: below the rule's severity
+    await _open(url, "env-1", "test_rule", 0.99)  # not a streetlight
+    assert await _outbox(url) == []
+    await _open(url, "sl-2", "test_high", 0.99)
+    ((change, attempts, done, failed, error, payload),) = await _outbox(url)
+    assert (change, attempts, done, failed, error) == ("opened", 0, False, False, None)
+    assert payload["device"] == "sl-2" and payload["severity"] == "high"
+    assert payload["detector"] == "test_high" and payload["gateway"] == "gw-n"
+
+
+async def test_delivered_signed_through_an_error_and_a_timeout(url: str) -> None:
+    async with receiving([500, "hang"]) as receiver:
+        endpoint = await _setup(url, receiver.url, detector="test_retry")
+        backoff = Backoff(first_s=0.05, factor=2, attempts=5)
+        async with AlertDispatcher(database_url=url, backoff=backoff, timeout_s=0.5, poll_s=0.05):
+            await _open(url, "sl-2", "test_retry", 0.9)
+
+            async def delivered() -> bool:
+                return bool(
+                    await query(url, "SELECT 1 FROM alert_outbox WHERE delivered_at IS NOT NULL")
+                )
+
+            await wait_until(delivered, within_s=15)
+        assert len(receiver.requests) == 3  # 500, no answer, then 200
+        keys = {h["idempotency-key"] for h, _ in receiver.requests}
+        assert len(keys) == 1  # the same key every attempt
+        for headers, body in receiver.requests:
+            assert verify(endpoint["secret"], body, headers["x-citytel-signature"])
+            assert not verify("another secret", body, headers["x-citytel-signature"])
+            assert json.loads(body)["detector"] == "test_retry"
+        ((change, attempts, done, failed, error, _),) = await _outbox(url)
+        assert (change, attempts, done, failed, error) == ("opened", 3, True, False, None)
+
+
+async def test_a_failed_notification_is_kept_and_listed(url: str) -> None:
+    async with receiving([500, 503]) as receiver:
+        await _setup(url, receiver.url, detector="test_fail")
+        backoff = Backoff(first_s=0.05, factor=2, attempts=2)
+        async with AlertDispatcher(database_url=url, backoff=backoff, timeout_s=0.5, poll_s=0.05):
+            await _open(url, "sl-2", "test_fail", 0.9)
+
+            async def given_up() -> bool:
+                return bool(
+                    await query(url, "SELECT 1 FROM alert_outbox WHERE failed_at IS NOT NULL")
+                )
+
+            await wait_until(given_up, within_s=15)
+        assert len(receiver.requests) == 2
+    ((_, attempts, done, failed, error, _),) = await _outbox(url)
+    assert (attempts, done, failed, error) == (2, False, True, "HTTP 503")
+    async with api_client(url, await new_key(url, "admin")) as admin:
+        listed = (await admin.get("/v1/alerts/outbox", params={"state": "failed"})).json()
+        assert [(i["change"], i["attempts"], i["last_error"]) for i in listed["items"]] == [
+            ("opened", 2, "HTTP 503")
+        ]
+        assert (await admin.get("/v1/alerts/outbox", params={"state": "pending"})).json() == {
+            "items": []
+        }
+
+
+async def test_lifecycle_changes_notify_once_each(url: str) -> None:
+    await _setup(
+        url, "http://127.0.0.1:9/hook", detector="lamp_out", changes=["acknowledged", "resolved"]
+    )
+    async with api_client(url, await new_key(url, "admin")) as admin:
+        (lamp,) = (await admin.get("/v1/anomalies", params={"detector": "lamp_out"})).json()[
+            "items"
+        ]
+        for _ in range(2):  # a second press changes nothing, so notifies nothing
+            r = await admin.post(f"/v1/anomalies/{lamp['id']}/ack", json={})
+            assert r.status_code == 200, r.text
+        await admin.post(f"/v1/anomalies/{lamp['id']}/resolve", json={"comment": "done"})
+    changes = [row[0] for row in await _outbox(url)]
+    assert changes == ["acknowledged", "resolved"]
+    keys = await query(url, "SELECT idempotency_key FROM alert_outbox")
+    assert len({k for (k,) in keys}) == 2
+
+
+async def test_rules_through_the_api(url: str) -> None:
+    async with api_client(url, await new_key(url, "admin")) as admin:
+        r = await admin.post("/v1/alerts/endpoints", json={"url": "https://ops.example/h"})
+        assert r.status_code == 201 and r.json()["secret"].startswith("whsec_")
+        endpoint = r.json()["id"]
+        listed = (await admin.get("/v1/alerts/endpoints")).json()["items"]
+        assert [e["url"] for e in listed] == ["https://ops.example/h"] and "secret" not in listed[0]
+        rule = {"endpoint": endpoint, "kind": "traffic", "bbox": [-88, 41, -87, 42]}
+        r = await admin.post("/v1/alerts/rules", json=rule)
+        assert r.status_code == 201 and r.json()["bbox"] == [-88, 41, -87, 42]
+        bad = await admin.post("/v1/alerts/rules", json={**rule, "endpoint": 999})
+        assert bad.status_code == 404
+        await _open(url, "tr-1", "test_area", 0.9)  # tr-1 is at -87.70, 41.60
+        assert [row[0] for row in await _outbox(url)] == ["opened"]
+        rule_id = r.json()["id"]
+        assert (await admin.delete(f"/v1/alerts/rules/{rule_id}")).status_code == 204
+        assert (await admin.get("/v1/alerts/rules")).json() == {"items": []}
+    async with api_client(url, await new_key(url, "reader")) as reader:
+        assert (await reader.get("/v1/alerts/outbox")).status_code == 403
+
+
+async def test_a_signed_test_notification() -> None:
+    async with receiving([]) as receiver:
+        assert await send_test(receiver.url, secret="s3cret") is None
+        ((headers, body),) = receiver.requests
+        assert verify("s3cret", body, headers["x-citytel-signature"])
+    assert await send_test(receiver.url, secret="s3cret", timeout_s=0.5) is not None  # closed
