@@ -222,3 +222,35 @@ def _open_episode(url: str, device: str, metric: str, detector: str) -> float:
 
 def query_one(url: str, sql: str) -> tuple:  # type: ignore[type-arg]
     return run_async(query(url, sql))[0]
+
+
+def test_admins_manage_keys_readers_do_not(page: Page, console: Console) -> None:
+    sign_in(page, console.reader_key)
+    expect(page.get_by_role("link", name="API keys")).to_be_hidden()
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    sign_in(page, console.admin_key)
+    page.get_by_role("link", name="API keys").click()
+    page.get_by_label("Name (who will use it)").fill("day desk")
+    page.get_by_label("Role").select_option("reader")
+    page.get_by_role("button", name="Create key").click()
+    key = page.locator("#new-key-value").inner_text()
+    assert key.startswith("ctk_")
+    ((role, name),) = run_async(
+        query(
+            console.database_url,
+            "SELECT role, name FROM api_keys WHERE prefix = %s AND revoked_at IS NULL",
+            (key[:10],),
+        )
+    )
+    assert (role, name) == ("reader", "day desk")
+    assert_accessible(page, "keys")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Revoke key {key[:10]} (day desk)").click()
+    expect(page.locator(f"tr:has-text('{key[:10]}')")).to_contain_text("revoked")
+    ((revoked,),) = run_async(
+        query(
+            console.database_url, "SELECT revoked_at FROM api_keys WHERE prefix = %s", (key[:10],)
+        )
+    )
+    assert revoked is not None

@@ -5,7 +5,7 @@ export const STATES = [
   { name: "ok", label: "OK", colour: "#1b7a3a", shape: "circle" },
   { name: "low", label: "Anomaly, low", colour: "#8a6d00", shape: "triangle" },
   { name: "medium", label: "Anomaly, medium", colour: "#c2410c", shape: "diamond" },
-  { name: "high", label: "Anomaly, high", colour: "#b91c1c", shape: "octagon" },
+  { name: "high", label: "Anomaly, high", colour: "#b91c1c", shape: "star" },
   { name: "offline", label: "Offline", colour: "#4b5563", shape: "square" },
   { name: "decommissioned", label: "Decommissioned", colour: "#6b21a8", shape: "cross" },
 ];
@@ -26,10 +26,11 @@ function path(ctx, shape, x, y, r) {
     ctx.lineTo(x, y + r * 1.3);
     ctx.lineTo(x - r * 1.1, y);
     ctx.closePath();
-  } else if (shape === "octagon") {
-    for (let i = 0; i < 8; i++) {
-      const a = Math.PI / 8 + (i * Math.PI) / 4;
-      ctx.lineTo(x + Math.cos(a) * r * 1.2, y + Math.sin(a) * r * 1.2);
+  } else if (shape === "star") {
+    for (let i = 0; i < 10; i++) {
+      const a = -Math.PI / 2 + (i * Math.PI) / 5;
+      const k = i % 2 ? r * 0.6 : r * 1.5;
+      ctx.lineTo(x + Math.cos(a) * k, y + Math.sin(a) * k);
     }
     ctx.closePath();
   } else if (shape === "square") ctx.rect(x - r, y - r, 2 * r, 2 * r);
