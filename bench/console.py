@@ -10,6 +10,10 @@ anomaly episodes into a fresh PostgreSQL cluster, then:
   after dropping the kept answers (as a change does): p50 and p95 of each;
   baseline: the same devices through ``GET /v1/devices`` in pages of 1,000 (what a client
   had to do before), ``--baseline-runs`` times; ratio baseline p50 / map p50.
+* alert latency: ``--alerts`` episodes opened one commit at a time through the
+  ingester's episode writer, each notifying a local webhook receiver through the
+  dispatcher (woken by NOTIFY at commit): commit to receipt, p50 and p99 (target p99 < 1 s);
+  baseline: the same dispatcher polling the outbox every second without NOTIFY.
 * the console's map page in headless Chromium (Debian's, driven by Playwright) against
   the API served by uvicorn: time from navigation start to the first map drawn, and to
   interactive (the main thread free again after it), ``--browser-runs`` times; the ratio
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import socket
 import statistics
 import tempfile
@@ -34,8 +39,11 @@ import numpy as np
 import uvicorn
 
 from api.app import create_app
+from citytel.alerts import AlertDispatcher
 from citytel.local import LocalPostgres
+from storage import alerts
 from storage.database import connect
+from storage.episodes import EpisodeChange, write_episodes
 from storage.migrate import upgrade
 from storage.queries import create_key
 
@@ -127,6 +135,58 @@ async def api_figures(url: str, key: str, args: argparse.Namespace) -> dict[str,
     return out
 
 
+async def alert_latencies(url: str, n: int, *, listen: bool, first: int) -> list[float]:
+    """Commit-to-receipt seconds of ``n`` notifications (episodes of devices first...)."""
+    arrived: dict[int, float] = {}
+    got = asyncio.Event()
+
+    async def receive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1]) for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        )  # fmt: skip
+        body = json.loads(await reader.readexactly(length))
+        arrived[body["id"]] = time.monotonic()
+        got.set()
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(receive, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = await connect(url, autocommit=True)
+    detector = f"bench_{'notify' if listen else 'poll'}"
+    endpoint = await alerts.create_endpoint(conn, url=f"http://127.0.0.1:{port}/hook")
+    rule = dict.fromkeys(("kind", "metric", "min_severity", "gateway"))
+    box = dict.fromkeys(("min_lon", "min_lat", "max_lon", "max_lat"))
+    await alerts.create_rule(
+        conn,
+        {**rule, **box, "detector": detector, "changes": ["opened"], "endpoint": endpoint["id"]},
+    )
+    writer = await connect(url)
+    out: list[float] = []
+    try:
+        async with server, AlertDispatcher(database_url=url, poll_s=1.0, listen=listen):
+            for i in range(n):
+                t_us = int(time.time() * 1e6)
+                change = EpisodeChange(first + i, None, detector, True, t_us, t_us, 0.9, 1.0)
+                await write_episodes(writer, [change])
+                committed = time.monotonic()
+                cur = await conn.execute(
+                    "SELECT max(id) FROM episodes WHERE detector = %s", (detector,)
+                )
+                (episode,) = await cur.fetchone() or (None,)
+                while episode not in arrived:
+                    await asyncio.wait_for(got.wait(), timeout=30)
+                    got.clear()
+                out.append(arrived[episode] - committed)
+    finally:
+        await writer.close()
+        await conn.close()
+    return out
+
+
 def browser_figures(url: str, key: str, args: argparse.Namespace) -> dict[str, list[float]]:
     from playwright.sync_api import sync_playwright
 
@@ -171,6 +231,12 @@ def report(
 ) -> None:
     ms = 1000
     print(f"city: {args.devices:,} devices, {GATEWAYS} gateways")
+    if api.get("alerts"):
+        a50, a99 = pct(api["alerts"], 50) * ms, pct(api["alerts"], 99) * ms
+        b50, b99 = pct(api["alerts_poll"], 50) * ms, pct(api["alerts_poll"], 99) * ms
+        print(f"alert commit->webhook    p50 {a50:8.1f} ms  p99 {a99:8.1f} ms  (target p99 < 1 s)")
+        print(f"baseline, polling 1 s    p50 {b50:8.1f} ms  p99 {b99:8.1f} ms"
+              f"  ratio {b50 / a50:5.1f}x")  # fmt: skip
     mp50, mp95 = pct(api["map"], 50) * ms, pct(api["map"], 95) * ms
     bp50 = statistics.median(api["pages"]) * ms
     cp50, cp95 = pct(api["cold"], 50) * ms, pct(api["cold"], 95) * ms
@@ -192,6 +258,7 @@ def main() -> None:
     parser.add_argument("--baseline-runs", type=int, default=3)
     parser.add_argument("--browser-runs", type=int, default=5)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--alerts", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="citytel-bench-", dir="/var/tmp") as tmp:
         Path(tmp).chmod(0o755)
@@ -202,6 +269,11 @@ def main() -> None:
 def run(url: str, args: argparse.Namespace) -> None:
     key = asyncio.run(load(url, args.devices))
     api = asyncio.run(api_figures(url, key, args))
+    if args.alerts:
+        api["alerts"] = asyncio.run(alert_latencies(url, args.alerts, listen=True, first=1))
+        api["alerts_poll"] = asyncio.run(
+            alert_latencies(url, args.alerts // 4 or 1, listen=False, first=args.alerts + 1)
+        )
     web = browser_figures(url, key, args)
     report(api, web, args)
 

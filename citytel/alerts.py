@@ -120,6 +120,7 @@ class AlertDispatcher:
         poll_s: float = 1.0,
         batch: int = 50,
         lease_s: float = 60.0,
+        listen: bool = True,
     ) -> None:
         self._url = database_url
         self._backoff = backoff or Backoff()
@@ -127,6 +128,7 @@ class AlertDispatcher:
         self._poll_s = poll_s
         self._batch = batch
         self._lease = timedelta(seconds=lease_s)
+        self._listen = listen  # False: polling only (the benchmark's baseline)
         self._stack = contextlib.AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
 
@@ -138,7 +140,8 @@ class AlertDispatcher:
         self._stack.push_async_callback(self._conn.close)
         self._listener = await connect(self._url, autocommit=True)
         self._stack.push_async_callback(self._listener.close)
-        await self._listener.execute(f"LISTEN {CHANNEL}")
+        if self._listen:
+            await self._listener.execute(f"LISTEN {CHANNEL}")
         self._task = asyncio.create_task(self._loop(), name="alerts-dispatch")
         return self
 

@@ -234,3 +234,31 @@ async def test_a_signed_test_notification() -> None:
         ((headers, body),) = receiver.requests
         assert verify("s3cret", body, headers["x-citytel-signature"])
     assert await send_test(receiver.url, secret="s3cret", timeout_s=0.5) is not None  # closed
+
+
+async def test_a_dispatcher_that_dies_mid_delivery_loses_nothing(url: str) -> None:
+    """The first dispatcher is stopped while its POST waits for an answer (it never marks
+    the notification); the next one delivers it again after the claim's lease, with the
+    same idempotency key, and it is delivered once."""
+    async with receiving(["hang"]) as receiver:
+        await _setup(url, receiver.url, detector="test_crash")
+        options: dict[str, Any] = {"database_url": url, "poll_s": 0.05, "lease_s": 0.5}
+        async with AlertDispatcher(timeout_s=30, **options):
+            await _open(url, "sl-2", "test_crash", 0.9)
+            await wait_until(lambda: _got(receiver, 1))
+        ((_, attempts, done, _, _, _),) = await _outbox(url)
+        assert (attempts, done) == (0, False)  # claimed, never completed
+        async with AlertDispatcher(timeout_s=5, **options):
+
+            async def delivered() -> bool:
+                return (await _outbox(url))[0][2] is True
+
+            await wait_until(delivered, within_s=15)
+        (first, _), (second, _) = receiver.requests
+        assert first["idempotency-key"] == second["idempotency-key"]
+        ((_, attempts, done, _, _, _),) = await _outbox(url)
+        assert (attempts, done) == (1, True)
+
+
+async def _got(receiver: Receiver, n: int) -> bool:
+    return len(receiver.requests) >= n
