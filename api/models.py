@@ -362,8 +362,11 @@ class NewAlertRule(BaseModel):
     detector: str | None = Field(default=None, max_length=100)
     min_severity: Severity | None = Field(default=None, description="This severity or worse")
     gateway: str | None = Field(default=None, max_length=200)
-    bbox: tuple[float, float, float, float] | None = Field(
-        default=None, description="minLon, minLat, maxLon, maxLat of the device"
+    bbox: list[float] | None = Field(
+        default=None,
+        min_length=4,
+        max_length=4,
+        description="minLon, minLat, maxLon, maxLat of the device",
     )
     changes: list[AlertChange] = Field(default=["opened"], min_length=1)
 

@@ -129,30 +129,36 @@ class AlertDispatcher:
         self._batch = batch
         self._lease = timedelta(seconds=lease_s)
         self._listen = listen  # False: polling only (the benchmark's baseline)
-        self._stack = contextlib.AsyncExitStack()
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
-        self._client = await self._stack.enter_async_context(
-            httpx.AsyncClient(timeout=self._timeout_s)
-        )
-        self._conn = await connect(self._url, autocommit=True)
-        self._stack.push_async_callback(self._conn.close)
-        self._listener = await connect(self._url, autocommit=True)
-        self._stack.push_async_callback(self._listener.close)
-        if self._listen:
-            await self._listener.execute(f"LISTEN {CHANNEL}")
+        self._client = httpx.AsyncClient(timeout=self._timeout_s)
+        await self._connect()
         self._task = asyncio.create_task(self._loop(), name="alerts-dispatch")
         return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._stack.aclose()
+        try:
+            if self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+        finally:
+            await self._close()
+            await self._client.aclose()
+
+    async def _connect(self) -> None:
+        self._conn = await connect(self._url, autocommit=True)
+        self._listener = await connect(self._url, autocommit=True)
+        if self._listen:
+            await self._listener.execute(f"LISTEN {CHANNEL}")
+
+    async def _close(self) -> None:
+        for conn in (getattr(self, "_conn", None), getattr(self, "_listener", None)):
+            if conn is not None:
+                await conn.close()
 
     async def run_once(self) -> int:
         """Deliver what is due now (one claim); how many were tried."""
@@ -175,7 +181,11 @@ class AlertDispatcher:
             try:
                 if await self.run_once():
                     continue
-            except psycopg.OperationalError as exc:  # the database went away: retry
-                log.warning("alerts: %s; retrying", exc)
-            async for _ in self._listener.notifies(timeout=self._poll_s, stop_after=1):
-                pass
+                async for _ in self._listener.notifies(timeout=self._poll_s, stop_after=1):
+                    pass
+            except psycopg.OperationalError as exc:  # the database went away: reconnect
+                log.warning("alerts: %s; reconnecting", exc)
+                await self._close()
+                await asyncio.sleep(self._poll_s)
+                with contextlib.suppress(psycopg.OperationalError):
+                    await self._connect()

@@ -47,7 +47,7 @@ async def create_endpoint(conn: Conn, new: NewAlertEndpoint) -> CreatedAlertEndp
 
 def _rule(row: dict[str, Any]) -> AlertRule:
     box = (row["min_lon"], row["min_lat"], row["max_lon"], row["max_lat"])
-    return AlertRule.model_validate({**row, "bbox": None if box[0] is None else box})
+    return AlertRule.model_validate({**row, "bbox": None if box[0] is None else list(box)})
 
 
 @router.get("/rules")
@@ -55,13 +55,15 @@ async def list_rules(conn: Conn) -> AlertRules:
     return AlertRules(items=[_rule(r) for r in await alerts.list_rules(conn)])
 
 
-@router.post("/rules", status_code=status.HTTP_201_CREATED, responses=response(NOT_FOUND))
+@router.post(
+    "/rules", status_code=status.HTTP_201_CREATED, responses=response(NOT_FOUND, VALIDATION)
+)
 async def create_rule(conn: Conn, new: NewAlertRule) -> AlertRule:
     """A rule: the episode changes matching it notify its endpoint."""
     if not any(e["id"] == new.endpoint for e in await alerts.list_endpoints(conn)):
         raise ProblemError(NOT_FOUND, f"no alert endpoint {new.endpoint}")
-    box = new.bbox or (None, None, None, None)
-    if new.bbox and not (box[0] <= box[2] and box[1] <= box[3]):  # type: ignore[operator]
+    box: list[float | None] = list(new.bbox) if new.bbox else [None] * 4
+    if new.bbox and not (new.bbox[0] <= new.bbox[2] and new.bbox[1] <= new.bbox[3]):
         raise ProblemError(VALIDATION, "bbox: minLon <= maxLon and minLat <= maxLat")
     fields = new.model_dump(exclude={"bbox"})
     row = await alerts.create_rule(
