@@ -262,3 +262,20 @@ async def test_a_dispatcher_that_dies_mid_delivery_loses_nothing(url: str) -> No
 
 async def _got(receiver: Receiver, n: int) -> bool:
     return len(receiver.requests) >= n
+
+
+async def test_an_episode_ended_by_the_writer_notifies_once(url: str) -> None:
+    await _setup(url, "http://127.0.0.1:9/hook", detector="test_end", changes=["opened", "ended"])
+    await _open(url, "sl-2", "test_end", 0.9)
+    ((dev,),) = await query(url, "SELECT id FROM devices WHERE device_id = 'sl-2'")
+    start_us = int(NIGHT.timestamp() * 1e6) + 10**11
+    close = EpisodeChange(dev, None, "test_end", False, start_us, start_us + 10**8, 0.9, 1.0)
+    conn = await connect(url)
+    try:
+        await write_episodes(conn, [close])
+        await write_episodes(conn, [close])  # a replay after a restart closes nothing more
+    finally:
+        await conn.close()
+    assert [row[0] for row in await _outbox(url)] == ["opened", "ended"]
+    ((payload,),) = await query(url, "SELECT payload FROM alert_outbox WHERE change = 'ended'")
+    assert payload["ended_at"] is not None
