@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import simulators.cli
-from citytel import supervisor
+from citytel import alerts_cli, supervisor
 from citytel.errors import CitytelError
 from citytel.settings import Settings, broker_from_url
 
@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     dbsub = db.add_subparsers(required=True, metavar="action")
     p = dbsub.add_parser("upgrade", help="apply pending migrations")
     p.set_defaults(run=_db_upgrade)
+    alerts_cli.register(sub)
     return parser
 
 
