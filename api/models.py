@@ -330,7 +330,11 @@ AlertChange = Literal["opened", "ended", "acknowledged", "resolved"]
 
 class NewAlertEndpoint(BaseModel):
     model_config = _example({"url": "https://ops.example/hooks/citytel", "name": "night desk"})
-    url: str = Field(pattern=r"^https?://", max_length=2000)
+    url: str = Field(
+        pattern=r"^(https?|mqtt)://",
+        max_length=2000,
+        description="A webhook, or mqtt://host:port/prefix/ for the MQTT alert topic",
+    )
     name: str = Field(default="", max_length=200)
 
 

@@ -1,4 +1,5 @@
-"""Delivering the alert outbox: signed webhooks, retried with exponential backoff.
+"""Delivering the alert outbox: signed webhooks (or an MQTT alert topic), retried with
+exponential backoff.
 
 Each notification is POSTed as JSON with three headers:
 
@@ -14,6 +15,10 @@ timeout) is an attempt that failed: the next comes after ``Backoff``, and after 
 the notification is marked failed, kept and listed (``GET /v1/alerts/outbox``). A
 dispatcher that dies mid-delivery leaves its claim to lapse; the notification is tried
 again with the same key, so nothing is lost and a receiver never acts twice.
+
+An endpoint whose URL is ``mqtt://[user:password@]host[:port][/prefix/]`` gets each
+notification published at QoS 1 on ``city/v1/alerts/{severity}/{kind}`` as JSON, its
+idempotency key in the body; delivered once the broker acknowledges it.
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlsplit
 
+import aiomqtt
 import httpx
 import psycopg
 
+from devices.contract import VERSION
 from storage import alerts
 from storage.database import connect
 
@@ -100,6 +108,38 @@ async def post_signed(
     return None if r.is_success else f"HTTP {r.status_code}"
 
 
+def alert_topic(payload: dict[str, Any], *, prefix: str = "") -> str:
+    """``city/v1/alerts/{severity}/{kind}`` (kind ``gateway`` for a whole gateway's)."""
+    kind = payload.get("kind") or "gateway"
+    return f"{prefix}city/{VERSION}/alerts/{payload['severity']}/{kind}"
+
+
+async def publish_mqtt(
+    url: str, payload: dict[str, Any], key: str, *, timeout_s: float
+) -> str | None:
+    """Publish one notification (QoS 1, JSON with its idempotency key) to the broker of
+    ``mqtt://[user:password@]host[:port][/prefix/]``; None when the broker took it."""
+    parts = urlsplit(url)
+    body = _body({**payload, "idempotency_key": key})
+    try:
+        async with (
+            asyncio.timeout(timeout_s),
+            aiomqtt.Client(
+                parts.hostname or "127.0.0.1",
+                parts.port or 1883,
+                username=parts.username,
+                password=parts.password,
+                protocol=aiomqtt.ProtocolVersion.V5,
+            ) as client,
+        ):
+            await client.publish(alert_topic(payload, prefix=parts.path.lstrip("/")), body, qos=1)
+    except TimeoutError:
+        return "timeout"
+    except (aiomqtt.MqttError, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 async def send_test(url: str, *, secret: str, timeout_s: float = 5.0) -> str | None:
     """A signed test notification (``citytel alerts test URL``); None when delivered."""
     payload = {"change": "test", "id": 0, "detector": "test", "severity": "low"}
@@ -163,9 +203,7 @@ class AlertDispatcher:
     async def run_once(self) -> int:
         """Deliver what is due now (one claim); how many were tried."""
         due = await alerts.claim_due(self._conn, limit=self._batch, lease=self._lease)
-        results = await asyncio.gather(
-            *(post_signed(self._client, n.url, n.secret, n.payload, n.idempotency_key) for n in due)
-        )
+        results = await asyncio.gather(*(self._deliver(n) for n in due))
         for n, error in zip(due, results, strict=True):
             if error is None:
                 await alerts.delivered(self._conn, n.id)
@@ -175,6 +213,13 @@ class AlertDispatcher:
                             f"next in {delay}" if delay else "giving up")  # fmt: skip
                 await alerts.retry_later(self._conn, n.id, error=error, delay=delay)
         return len(due)
+
+    async def _deliver(self, n: alerts.Notification) -> str | None:
+        if n.url.startswith("mqtt://"):
+            return await publish_mqtt(
+                n.url, n.payload, n.idempotency_key, timeout_s=self._timeout_s
+            )
+        return await post_signed(self._client, n.url, n.secret, n.payload, n.idempotency_key)
 
     async def _loop(self) -> None:
         while True:

@@ -66,7 +66,7 @@ async def anomalies(
     rows = await queries.list_anomalies(
         conn, f, after=cursors.anomaly_after(cursor), limit=limit + 1
     )
-    items = [_anomaly(r) for r in rows[:limit]]
+    items = [to_anomaly(r) for r in rows[:limit]]
     last = items[-1] if items else None
     more = len(rows) > limit and last is not None
     return AnomalyPage(
@@ -77,7 +77,8 @@ async def anomalies(
     )
 
 
-def _anomaly(row: dict[str, Any]) -> Anomaly:
+def to_anomaly(row: dict[str, Any]) -> Anomaly:
+    """The API's anomaly from a row of ``storage.queries`` (the live stream's too)."""
     return Anomaly.model_validate({**row, "open": row["ended_at"] is None})
 
 
@@ -90,7 +91,7 @@ async def anomaly(conn: Conn, episode_id: EpisodeId) -> Anomaly:
     row = await queries.get_anomaly(conn, episode_id)
     if row is None:
         raise ProblemError(NOT_FOUND, f"no anomaly {episode_id}")
-    return _anomaly(row)
+    return to_anomaly(row)
 
 
 @router.post("/anomalies/{episode_id}/ack", responses=response(NOT_FOUND, FORBIDDEN))
@@ -104,7 +105,7 @@ async def acknowledge(
     )
     if row is None:
         raise ProblemError(NOT_FOUND, f"no anomaly {episode_id}")
-    return _anomaly(row)
+    return to_anomaly(row)
 
 
 @router.post("/anomalies/{episode_id}/resolve", responses=response(NOT_FOUND, FORBIDDEN))
@@ -116,4 +117,4 @@ async def resolve(
     row = await queries.resolve(conn, episode_id, by=caller.holder.label, comment=action.comment)
     if row is None:
         raise ProblemError(NOT_FOUND, f"no anomaly {episode_id}")
-    return _anomaly(row)
+    return to_anomaly(row)
