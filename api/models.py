@@ -331,9 +331,10 @@ AlertChange = Literal["opened", "ended", "acknowledged", "resolved"]
 class NewAlertEndpoint(BaseModel):
     model_config = _example({"url": "https://ops.example/hooks/citytel", "name": "night desk"})
     url: str = Field(
-        pattern=r"^(https?|mqtt)://",
+        pattern=r"^((https?|mqtt)://|mailto:)",
         max_length=2000,
-        description="A webhook, or mqtt://host:port/prefix/ for the MQTT alert topic",
+        description="A webhook; mqtt://host:port/prefix/ for the MQTT alert topic;"
+        " mailto:ADDRESS for e-mail through the configured SMTP server",
     )
     name: str = Field(default="", max_length=200)
 

@@ -18,7 +18,9 @@ again with the same key, so nothing is lost and a receiver never acts twice.
 
 An endpoint whose URL is ``mqtt://[user:password@]host[:port][/prefix/]`` gets each
 notification published at QoS 1 on ``city/v1/alerts/{severity}/{kind}`` as JSON, its
-idempotency key in the body; delivered once the broker acknowledges it.
+idempotency key in the body; delivered once the broker acknowledges it. An endpoint
+``mailto:ADDRESS`` is e-mailed through the ``Smtp`` server given to the dispatcher (its
+Message-ID made from the idempotency key).
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ import hashlib
 import hmac
 import json
 import logging
+import smtplib
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from email.message import EmailMessage
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -140,6 +144,54 @@ async def publish_mqtt(
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Smtp:
+    """The SMTP server that ``mailto:`` endpoints are sent through."""
+
+    host: str
+    port: int = 25
+    sender: str = "citytel@localhost"
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+
+
+def _mail(smtp: Smtp, to: str, payload: dict[str, Any], key: str) -> EmailMessage:
+    msg = EmailMessage()
+    subject = payload.get("device") or f"gateway {payload.get('gateway')}"
+    msg["Subject"] = (
+        f"[citytel] {payload['severity']} {payload['detector']} on {subject}: {payload['change']}"
+    )
+    msg["From"], msg["To"] = smtp.sender, to
+    msg["Message-ID"] = f"<{key}@citytel>"  # the same for every attempt: mail clients dedupe
+    lines = [f"{k}: {v}" for k, v in sorted(payload.items()) if v is not None]
+    msg.set_content("\n".join(lines) + "\n")
+    return msg
+
+
+def _send_mail(smtp: Smtp, msg: EmailMessage, timeout_s: float) -> None:
+    with smtplib.SMTP(smtp.host, smtp.port, timeout=timeout_s) as client:
+        if smtp.starttls:
+            client.starttls()
+        if smtp.username:
+            client.login(smtp.username, smtp.password or "")
+        client.send_message(msg)
+
+
+async def send_mail(
+    smtp: Smtp | None, url: str, payload: dict[str, Any], key: str, *, timeout_s: float
+) -> str | None:
+    """E-mail one notification to ``mailto:ADDRESS``; None when the server accepted it."""
+    if smtp is None:
+        return "no SMTP server configured"
+    msg = _mail(smtp, url.removeprefix("mailto:"), payload, key)
+    try:
+        await asyncio.to_thread(_send_mail, smtp, msg, timeout_s)
+    except (smtplib.SMTPException, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 async def send_test(url: str, *, secret: str, timeout_s: float = 5.0) -> str | None:
     """A signed test notification (``citytel alerts test URL``); None when delivered."""
     payload = {"change": "test", "id": 0, "detector": "test", "severity": "low"}
@@ -161,6 +213,7 @@ class AlertDispatcher:
         batch: int = 50,
         lease_s: float = 60.0,
         listen: bool = True,
+        smtp: Smtp | None = None,
     ) -> None:
         self._url = database_url
         self._backoff = backoff or Backoff()
@@ -169,6 +222,7 @@ class AlertDispatcher:
         self._batch = batch
         self._lease = timedelta(seconds=lease_s)
         self._listen = listen  # False: polling only (the benchmark's baseline)
+        self._smtp = smtp
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
@@ -215,6 +269,9 @@ class AlertDispatcher:
         return len(due)
 
     async def _deliver(self, n: alerts.Notification) -> str | None:
+        if n.url.startswith("mailto:"):
+            key, timeout = n.idempotency_key, self._timeout_s
+            return await send_mail(self._smtp, n.url, n.payload, key, timeout_s=timeout)
         if n.url.startswith("mqtt://"):
             return await publish_mqtt(
                 n.url, n.payload, n.idempotency_key, timeout_s=self._timeout_s

@@ -6,7 +6,7 @@
 CREATE TABLE alert_endpoints (
     id         integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name       text NOT NULL DEFAULT '',
-    url        text NOT NULL CHECK (url ~ '^(https?|mqtt)://'),  -- a webhook, or an MQTT broker
+    url        text NOT NULL CHECK (url ~ '^((https?|mqtt)://|mailto:)'),  -- webhook, broker, mail
     secret     text NOT NULL,  -- the HMAC-SHA256 key of its signatures
     enabled    boolean NOT NULL DEFAULT true,
     created_at timestamptz NOT NULL DEFAULT now()
