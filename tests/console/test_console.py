@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 
 from playwright.sync_api import Page, expect
 
+from storage import alerts
 from storage.database import connect
 from storage.episodes import EpisodeChange, write_episodes
 from tests.api.conftest import NIGHT
@@ -227,6 +229,7 @@ def query_one(url: str, sql: str) -> tuple:  # type: ignore[type-arg]
 def test_admins_manage_keys_readers_do_not(page: Page, console: Console) -> None:
     sign_in(page, console.reader_key)
     expect(page.get_by_role("link", name="API keys")).to_be_hidden()
+    expect(page.get_by_role("link", name="Alerts")).to_be_hidden()
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     sign_in(page, console.admin_key)
@@ -254,3 +257,36 @@ def test_admins_manage_keys_readers_do_not(page: Page, console: Console) -> None
         )
     )
     assert revoked is not None
+
+
+def test_admins_see_failed_alert_deliveries(page: Page, console: Console) -> None:
+    async def a_failed_delivery() -> None:
+        conn = await connect(console.database_url, autocommit=True)
+        try:
+            endpoint = await alerts.create_endpoint(conn, url="https://ops.example/h", name="ops")
+            fields = dict.fromkeys(("kind", "metric", "min_severity", "gateway"))
+            box = dict.fromkeys(("min_lon", "min_lat", "max_lon", "max_lat"))
+            await alerts.create_rule(
+                conn,
+                {**fields, **box, "detector": "console_alert", "changes": ["opened"],
+                 "endpoint": endpoint["id"]},
+            )  # fmt: skip
+            ((gw,),) = await (
+                await conn.execute("SELECT id FROM gateways WHERE gateway_id = 'gw-s'")
+            ).fetchall()
+            t = int(NIGHT.timestamp() * 1e6)
+            silent = EpisodeChange(None, None, "console_alert", True, t, t, 0.9, 0.0, gw)
+            await write_episodes(conn, [silent])
+            (due,) = await alerts.claim_due(conn, limit=1, lease=timedelta(seconds=1))
+            await alerts.retry_later(conn, due.id, error="HTTP 503", delay=None)
+        finally:
+            await conn.close()
+
+    run_async(a_failed_delivery())
+    sign_in(page, console.admin_key)
+    page.get_by_role("link", name="Alerts").click()
+    failed = page.get_by_role("table", name="Failed deliveries")
+    expect(failed).to_contain_text("HTTP 503")
+    expect(failed).to_contain_text("https://ops.example/h")
+    expect(page.get_by_role("table", name="Rules")).to_contain_text("console_alert")
+    assert_accessible(page, "alerts")

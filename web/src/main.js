@@ -4,6 +4,7 @@ import { deviceView } from "./device.js";
 import { announce, h, view } from "./dom.js";
 import { gatewaysView } from "./gateways.js";
 import { inboxView } from "./inbox.js";
+import { alertsView } from "./alerts.js";
 import { keysView } from "./keys.js";
 import { mapView } from "./map.js";
 import { subject } from "./inbox.js";
@@ -44,7 +45,8 @@ function signedIn(s) {
   document.getElementById("nav").hidden = false;
   document.getElementById("sign-out").hidden = false;
   document.getElementById("who").textContent = `Signed in: ${s.name} (${s.role})`;
-  document.getElementById("nav-keys").hidden = s.role !== "admin"; // admins manage keys
+  for (const id of ["nav-keys", "nav-alerts"]) // admins manage keys and alerts
+    document.getElementById(id).hidden = s.role !== "admin";
   listen();
   if (!location.hash || location.hash === "#/sign-in") location.hash = "#/map";
   else route();
@@ -85,6 +87,7 @@ async function route() {
     else if (page === "device" && arg) cleanup = await deviceView(arg);
     else if (page === "gateways") cleanup = await gatewaysView(arg);
     else if (page === "keys") cleanup = await keysView();
+    else if (page === "alerts") cleanup = await alertsView();
     else cleanup = await mapView();
     document.getElementById("main").focus({ preventScroll: true });
   } catch (err) {
