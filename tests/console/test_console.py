@@ -290,3 +290,40 @@ def test_admins_see_failed_alert_deliveries(page: Page, console: Console) -> Non
     expect(failed).to_contain_text("https://ops.example/h")
     expect(page.get_by_role("table", name="Rules")).to_contain_text("console_alert")
     assert_accessible(page, "alerts")
+
+
+def test_a_gateway_going_offline_shows_on_the_map_live(page: Page, console: Console) -> None:
+    sign_in(page, console.reader_key)
+    page.get_by_label("State").select_option("offline")
+    status = page.locator("#map-status")
+    page.locator('#map-status[data-filters="state=offline"]').wait_for()
+    wait_live(page)
+    before = int(status.inner_text().split(" ")[0])  # gw-s's, less those with an anomaly
+
+    def set_status(value: str) -> None:
+        run_async(
+            query(
+                console.database_url,
+                "UPDATE gateways SET status = %s WHERE gateway_id = 'gw-n' RETURNING id",
+                (value,),
+            )
+        )
+
+    # gw-n's devices without an open anomaly (which ranks above offline) join them
+    ((joining,),) = run_async(
+        query(
+            console.database_url,
+            "SELECT count(*) FROM devices d JOIN gateways g ON g.id = d.gateway"
+            " WHERE g.gateway_id = 'gw-n' AND d.latitude IS NOT NULL AND NOT EXISTS ("
+            " SELECT 1 FROM episodes e WHERE e.device = d.id AND e.ended_at IS NULL"
+            " AND e.resolved_at IS NULL)",
+        )
+    )
+    assert joining >= 1
+    set_status("offline")  # as the ingester records a gateway's last will
+    try:
+        expect(status).to_contain_text(f"{before + joining} devices")
+        expect(page.locator("#announcer")).to_contain_text("Gateway gw-n is offline")
+    finally:
+        set_status("online")
+    expect(status).to_contain_text(f"{before} devices")

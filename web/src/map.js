@@ -1,7 +1,7 @@
 // The map: every device drawn on one canvas (no tile server needed), clustered on a grid
 // when zoomed out; filters; a bounding-box selection that lists its devices.
 import L from "leaflet";
-import { get } from "./api.js";
+import { get, query } from "./api.js";
 import { h, view } from "./dom.js";
 import { RANK, STATES, drawShape, legend } from "./shapes.js";
 
@@ -263,6 +263,7 @@ export async function mapView() {
       first = false;
     }
     layer.setData(data);
+    status.dataset.filters = query(filters()); // what the drawn map shows (tests wait on it)
   }
   form.addEventListener("change", (e) => e.target.tagName === "SELECT" && load());
   form.querySelector("#list-view").addEventListener("click", () => listIn(map.getBounds()));
@@ -306,9 +307,16 @@ export async function mapView() {
     list.querySelector("h2").focus();
   }
 
-  window.addEventListener("citytel:anomaly", debounce(load, 1000), { once: false });
+  // a new or changed anomaly, or a gateway going offline or online, changes states
+  const reload = debounce(load, 1000);
+  window.addEventListener("citytel:anomaly", reload);
+  window.addEventListener("citytel:gateway", reload);
   await load();
-  return () => map.remove();
+  return () => {
+    window.removeEventListener("citytel:anomaly", reload);
+    window.removeEventListener("citytel:gateway", reload);
+    map.remove();
+  };
 }
 
 function fillOptions(sel, values) {
