@@ -15,18 +15,23 @@ from api.config import Limits
 from api.overload import Shedding
 from api.pool import api_pool
 from api.routes import (
+    alerts,
     anomalies,
     apikeys,
     catalog,
+    console,
     deadletters,
     devices,
     exports,
     gateways,
     health,
+    live,
     open_data,
     series,
     service,
+    session,
 )
+from api.routes import map as device_map
 from api.routes.open_data import OpenDataPolicy
 from devices.errors import ConfigurationError
 
@@ -73,6 +78,9 @@ def create_app(
     routers.append(deadletters)
     for module in (*routers, open_data):
         app.include_router(module.router)
+    for module in (session, device_map, live, alerts):  # the console's routes, under /v1 like any
+        app.include_router(module.router)
+    console.mount(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -10,9 +10,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import AsyncConnectionPool
 
+from api import session
 from api.config import Limits
-from api.problems import FORBIDDEN, UNAUTHORIZED, ProblemError
-from storage import queries
+from api.problems import FORBIDDEN, ProblemError
 from storage.database import pooled
 
 
@@ -48,15 +48,13 @@ _bearer = HTTPBearer(
 
 
 async def get_role(
-    conn: Conn, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    conn: Conn,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """The role of the caller's API key; 401 without a valid one."""
-    if credentials is None:
-        raise ProblemError(UNAUTHORIZED, "no API key: send `Authorization: Bearer <key>`")
-    role = await queries.role_of(conn, credentials.credentials)
-    if role is None:
-        raise ProblemError(UNAUTHORIZED, "unknown or revoked API key")
-    return role
+    """The role of the caller's API key (Bearer, or the console's session); 401 without."""
+    bearer = credentials.credentials if credentials else None
+    return (await session.authenticate(conn, request, bearer)).role
 
 
 Role = Annotated[str, Depends(get_role)]

@@ -28,6 +28,8 @@ Severity = Literal["low", "medium", "high"]
 Bucket = Literal["1m", "5m", "15m", "1h", "1d"]
 Agg = Literal["avg", "min", "max", "sum", "count", "first", "last", "p95"]
 Role = Literal["reader", "admin"]
+Lifecycle = Literal["open", "acknowledged", "resolved"]
+DeviceState = Literal["ok", "low", "medium", "high", "offline", "decommissioned"]
 
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
 
@@ -179,6 +181,10 @@ class Anomaly(BaseModel):
             "peak_score": 1.0,
             "severity": "high",
             "observed": 0.4,
+            "lifecycle": "acknowledged",
+            "acked_at": "2026-11-22T02:14:00Z",
+            "acked_by": "night desk (ctk_3xQ9ab)",
+            "ack_comment": "crew sent",
         }
     )
     id: int
@@ -193,6 +199,23 @@ class Anomaly(BaseModel):
     peak_score: float
     severity: Severity
     observed: float | None
+    expected: float | None = Field(
+        default=None, description="What the detector expected (null: not recorded)"
+    )
+    lifecycle: Lifecycle = Field(description="open, then acknowledged, then resolved")
+    acked_at: AwareDatetime | None = None
+    acked_by: str | None = Field(default=None, description="The acknowledging key's name")
+    ack_comment: str | None = None
+    resolved_at: AwareDatetime | None = None
+    resolved_by: str | None = None
+    resolve_comment: str | None = None
+
+
+class AnomalyAction(BaseModel):
+    """The body of an acknowledgement or a resolution."""
+
+    model_config = _example({"comment": "crew sent, ticket 4411"})
+    comment: str = Field(default="", max_length=2000)
 
 
 class AnomalyPage(BaseModel):
@@ -214,6 +237,7 @@ class Gateway(BaseModel):
             "messages": 360,
             "message_rate": 0.1,
             "lost_messages": 2,
+            "refused_messages": 1,
         }
     )
     gateway_id: str
@@ -266,3 +290,127 @@ class CreatedApiKey(BaseModel):
 
 class ApiKeys(BaseModel):
     items: list[ApiKey]
+
+
+class SignIn(BaseModel):
+    key: str = Field(min_length=1, max_length=200, description="An API key")
+
+
+class SessionInfo(BaseModel):
+    model_config = _example(
+        {"role": "reader", "name": "night desk (ctk_3xQ9ab)", "csrf_token": "q8Vn..."}
+    )
+    role: Role
+    name: str = Field(description="The key's name and prefix, as acknowledgements show it")
+    csrf_token: str | None = Field(
+        description="Echo in `X-CSRF-Token` on POSTs made with the session cookie"
+    )
+
+
+class MapData(BaseModel):
+    """Every device matching the filters, as parallel arrays (compact for 300,000 devices)."""
+
+    model_config = _example(
+        {
+            "count": 2,
+            "kinds": ["streetlight", "environment", "traffic"],
+            "gateways": ["gw-01"],
+            "states": ["ok", "low", "medium", "high", "offline", "decommissioned"],
+            "device_id": ["sl-0001", "env-0003"],
+            "lon": [-87.63, -87.61],
+            "lat": [41.88, 41.9],
+            "kind": [0, 1],
+            "gateway": [0, 0],
+            "state": [0, 5],
+        }
+    )
+    count: int
+    kinds: list[str] = Field(description="Names that the `kind` codes index")
+    gateways: list[str | None] = Field(description="Gateway ids that the `gateway` codes index")
+    states: list[DeviceState] = Field(description="Names that the `state` codes index")
+    device_id: list[str] = Field(description="Empty unless asked for (`ids=true`)")
+    lon: list[float]
+    lat: list[float]
+    kind: list[int] = Field(description="Index into `kinds`; -1: not announced")
+    gateway: list[int] = Field(description="Index into `gateways`")
+    state: list[int] = Field(
+        description="Index into `states`: an open anomaly's severity, else the gateway's status"
+    )
+
+
+AlertChange = Literal["opened", "ended", "acknowledged", "resolved"]
+
+
+class NewAlertEndpoint(BaseModel):
+    model_config = _example({"url": "https://ops.example/hooks/citytel", "name": "night desk"})
+    url: str = Field(
+        pattern=r"^((https?|mqtt)://|mailto:)",
+        max_length=2000,
+        description="A webhook; mqtt://host:port/prefix/ for the MQTT alert topic;"
+        " mailto:ADDRESS for e-mail through the configured SMTP server",
+    )
+    name: str = Field(default="", max_length=200)
+
+
+class AlertEndpoint(BaseModel):
+    id: int
+    name: str
+    url: str
+    enabled: bool
+    created_at: AwareDatetime
+
+
+class CreatedAlertEndpoint(AlertEndpoint):
+    secret: str = Field(description="The signing secret: shown this once")
+
+
+class AlertEndpoints(BaseModel):
+    items: list[AlertEndpoint]
+
+
+class NewAlertRule(BaseModel):
+    """Which episode changes notify an endpoint; a field left out matches anything."""
+
+    model_config = _example(
+        {"endpoint": 1, "kind": "streetlight", "min_severity": "high", "changes": ["opened"]}
+    )
+    endpoint: int = Field(ge=1, le=2**31 - 1)
+    kind: Kind | None = None
+    metric: str | None = Field(default=None, max_length=100)
+    detector: str | None = Field(default=None, max_length=100)
+    min_severity: Severity | None = Field(default=None, description="This severity or worse")
+    gateway: str | None = Field(default=None, max_length=200)
+    bbox: list[float] | None = Field(
+        default=None,
+        min_length=4,
+        max_length=4,
+        description="minLon, minLat, maxLon, maxLat of the device",
+    )
+    changes: list[AlertChange] = Field(default=["opened"], min_length=1)
+
+
+class AlertRule(NewAlertRule):
+    id: int
+
+
+class AlertRules(BaseModel):
+    items: list[AlertRule]
+
+
+class OutboxItem(BaseModel):
+    id: int
+    endpoint: int
+    episode: int
+    change: AlertChange
+    idempotency_key: str
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    created_at: AwareDatetime
+    next_attempt_at: AwareDatetime
+    delivered_at: AwareDatetime | None
+    failed_at: AwareDatetime | None
+    last_error: str | None
+
+
+class Outbox(BaseModel):
+    items: list[OutboxItem]

@@ -14,7 +14,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.problems import OVERLOADED, problem_response
 
-EXEMPT = frozenset({"/healthz", "/readyz"})
+# /v1/live: Server-Sent Events streams stay open for as long as a console is: they would
+# hold an in-flight slot each for hours, so they are not counted
+EXEMPT = frozenset({"/healthz", "/readyz", "/v1/live"})
 
 
 class Shedding:

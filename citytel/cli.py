@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import simulators.cli
-from citytel import catalog_cli, deadletters_cli, lifecycle, supervisor
+from citytel import alerts_cli, catalog_cli, deadletters_cli, lifecycle, supervisor
 from citytel.settings import Settings, broker_from_url
 from devices.errors import CitytelError
 
@@ -76,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_db_upgrade)
     catalog_cli.add_parser(sub)
     deadletters_cli.add_parser(sub)
+    alerts_cli.register(sub)
     return parser
 
 

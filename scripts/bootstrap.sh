@@ -18,6 +18,9 @@ ensure_servers() {
     # tests/deploy verifies the systemd units; the package is on Debian already, as a rule
     command -v systemd-analyze >/dev/null || missing+=(systemd)
     have_postgres_server || missing+=(postgresql)
+    # the console's browser tests drive Debian's chromium (Playwright never downloads one);
+    # scripts/test needs it, scripts/up does not
+    if [ "$(basename "$0")" = test ]; then [ -x /usr/bin/chromium ] || missing+=(chromium); fi
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -ne 0 ]; then
         log "missing Debian packages: ${missing[*]}"

@@ -6,7 +6,13 @@ SQL text: values travel as parameters, and the only SQL composed at run time is 
 from fixed fragments (``psycopg.sql``).
 """
 
-from storage.queries.anomalies import AnomalyFilter, list_anomalies
+from storage.queries.anomalies import (
+    AnomalyFilter,
+    acknowledge,
+    get_anomaly,
+    list_anomalies,
+    resolve,
+)
 from storage.queries.apikeys import CreatedKey, create_key, list_keys, revoke_key, role_of
 from storage.queries.devices import (
     DeviceFilter,
@@ -18,6 +24,7 @@ from storage.queries.devices import (
     stream_devices,
 )
 from storage.queries.gateways import list_gateways
+from storage.queries.map import STATES, map_json
 from storage.queries.series import (
     AGGS,
     BUCKETS,
@@ -35,6 +42,7 @@ from storage.queries.service import ServiceFigures, service_figures
 __all__ = [
     "AGGS",
     "BUCKETS",
+    "STATES",
     "AnomalyFilter",
     "CreatedKey",
     "DeviceFilter",
@@ -42,18 +50,22 @@ __all__ = [
     "SeriesKey",
     "SeriesRequest",
     "ServiceFigures",
+    "acknowledge",
     "bucketed",
     "create_key",
     "device_exists",
     "device_locations",
     "estimate_points",
+    "get_anomaly",
     "get_device",
     "latest_values",
     "list_anomalies",
     "list_devices",
     "list_gateways",
     "list_keys",
+    "map_json",
     "raw",
+    "resolve",
     "resolve_series",
     "revoke_key",
     "role_of",

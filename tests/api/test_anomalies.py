@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from devices.columns import EpisodeChange
 from storage.database import connect
 from storage.episodes import write_episodes
 from tests.api.conftest import NIGHT, SURGE_AT, City, api_client, new_key
+from tests.fix_servers import DatabaseServer
 from tests.helpers import query
 
 
@@ -115,3 +120,55 @@ async def test_a_silent_gateway_is_an_episode_of_the_gateway(city: City) -> None
         assert listed[0] in of_gw_s
         assert of_gw_s == [a for a in everything if a["gateway"] == "gw-s"]
         assert {a["gateway"] for a in everything} == {"gw-n", "gw-s"}
+
+
+@pytest.fixture
+async def copy_url(city: City, pg_server: DatabaseServer) -> AsyncIterator[str]:
+    """A copy of the city for a test that changes episodes."""
+    name = f"citytel_lifecycle_{uuid.uuid4().hex[:6]}"
+    yield pg_server.create(name, template=urlsplit(city.url).path.lstrip("/"))
+    pg_server.drop(name)
+
+
+async def test_acknowledge_then_resolve(copy_url: str) -> None:
+    key = await new_key(copy_url, "reader")  # named "test reader"
+    async with api_client(copy_url, key) as client:
+        (lamp,) = await _items(client, detector="lamp_out")
+        assert lamp["lifecycle"] == "open" and lamp["acked_by"] is None
+        r = await client.post(f"/v1/anomalies/{lamp['id']}/ack", json={"comment": "crew sent"})
+        assert r.status_code == 200, r.text
+        acked = r.json()
+        assert acked["lifecycle"] == "acknowledged" and acked["ack_comment"] == "crew sent"
+        assert acked["acked_by"] == f"test reader ({key[:10]})"
+        ((at,),) = await query(copy_url, "SELECT acked_at FROM episodes WHERE id = %s",
+                               (lamp["id"],))  # fmt: skip
+        assert datetime.fromisoformat(acked["acked_at"]) == at
+        again = await client.post(f"/v1/anomalies/{lamp['id']}/ack", json={"comment": "me too"})
+        assert again.json()["ack_comment"] == "crew sent"  # the first acknowledgement stands
+        assert [a["id"] for a in await _items(client, lifecycle="acknowledged")] == [lamp["id"]]
+        r = await client.post(f"/v1/anomalies/{lamp['id']}/resolve", json={"comment": "replaced"})
+        resolved = r.json()
+        assert resolved["lifecycle"] == "resolved" and resolved["resolve_comment"] == "replaced"
+        assert resolved["resolved_at"] >= resolved["acked_at"]
+        assert lamp["id"] not in [a["id"] for a in await _items(client, lifecycle="unresolved")]
+        found = await _items(client, lifecycle="resolved", q="REPLAC")
+        assert [a["id"] for a in found] == [lamp["id"]]
+        assert await _items(client, lifecycle="resolved", q="nothing like it") == []
+        assert (await client.get(f"/v1/anomalies/{lamp['id']}")).json() == resolved
+
+
+async def test_resolving_acknowledges_and_unknown_ids_are_404(copy_url: str) -> None:
+    async with api_client(copy_url, await new_key(copy_url, "admin")) as client:
+        (surge,) = await _items(client, detector="deviation", metric="voltage_v")
+        r = await client.post(f"/v1/anomalies/{surge['id']}/resolve", json={})
+        done = r.json()
+        assert done["lifecycle"] == "resolved" and done["acked_by"] == done["resolved_by"]
+        assert done["acked_at"] == done["resolved_at"]
+        for path in ("/v1/anomalies/999999/ack", "/v1/anomalies/999999/resolve"):
+            r = await client.post(path, json={"comment": "x"})
+            assert r.status_code == 404 and r.json()["type"] == "/problems/not-found"
+        r = await client.post(f"/v1/anomalies/{surge['id']}/ack", json={"comment": "x" * 2001})
+        assert r.status_code == 422
+    async with api_client(copy_url, None) as anonymous:
+        r = await anonymous.post(f"/v1/anomalies/{surge['id']}/ack", json={})
+        assert r.status_code == 401
