@@ -81,7 +81,7 @@ def publish(port: int, messages: list[tuple[str, bytes]]) -> None:
 def drain(
     pg: LocalPostgres, mq: LocalMosquitto, fmt: str, messages: int, readings: int
 ) -> dict[str, float]:
-    url = fresh_database(pg, f"drain_{fmt}")
+    url = fresh_database(pg, f"drain_{fmt}_{readings}")
     env = {
         "CITYTEL_DATABASE_URL": url,
         "CITYTEL_MQTT_URL": mq.url,
