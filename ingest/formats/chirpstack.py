@@ -9,7 +9,6 @@ the uplink that carried it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Final
 
@@ -27,9 +26,7 @@ from ingest.formats.lorawan import (
     too_large,
     uplink,
 )
-from ingest.formats.mapping import MappingFile, Resolver, resolvers
-from ingest.formats.units import CATALOG_UNITS
-from ingest.limits import Limits
+from ingest.formats.mapping import MappedParser, Resolver
 from ingest.reasons import Reason
 
 EVENTS: Final = ("up", "join", "status")
@@ -77,22 +74,8 @@ class _Event(msgspec.Struct, rename="camel"):
 _DECODER: Final = msgspec.json.Decoder(_Event)
 
 
-class Parser:
+class Parser(MappedParser):
     """Parses ChirpStack v4 events; ``mapping`` maps each application's fields."""
-
-    def __init__(
-        self,
-        *,
-        mapping: MappingFile | None = None,
-        units: Mapping[str, str] | None = None,
-        limits: Limits | None = None,
-        prefix: str = "",
-    ) -> None:
-        self._units = CATALOG_UNITS if units is None else units
-        self._resolvers = resolvers(mapping, self._units)
-        self._limits = limits or Limits()
-        self._prefix = prefix
-        self._known = frozenset(self._units)
 
     def parse(self, topic: str, payload: bytes, received_us: int | None = None) -> Parsed:
         """Parse one event message."""

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.formats import FormatReason, Refusal
 from ingest.formats.units import CATALOG_UNITS, conversion
+from ingest.limits import Limits
 from ingest.reasons import Reason
 
 MAX_DEPTH = 8
@@ -225,3 +226,22 @@ class _Resolvers:
         if self._default is None:
             self._default = Resolver(SourceMapping(), self.units)
         return self._default
+
+
+class MappedParser:
+    """What every parser whose fields map to catalog metrics sets up the same way: the
+    catalog's units, the mapping's resolvers, the limits and the topic prefix."""
+
+    def __init__(
+        self,
+        *,
+        mapping: MappingFile | None = None,
+        units: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
+        prefix: str = "",
+    ) -> None:
+        self._units = CATALOG_UNITS if units is None else units
+        self._resolvers = resolvers(mapping, self._units)
+        self._limits = limits or Limits()
+        self._prefix = prefix
+        self._known = frozenset(self._units)

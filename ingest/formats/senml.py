@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
 from typing import Any, Final
 
 import cbor2
@@ -36,9 +35,8 @@ import msgspec
 from devices.contract import Reading
 from ingest.formats import FormatReason, Parsed, Refusal
 from ingest.formats.ids import identity, valid_id
-from ingest.formats.mapping import MappingFile, Resolver, Target, number, resolvers
-from ingest.formats.units import CATALOG_UNITS, conversion
-from ingest.limits import Limits
+from ingest.formats.mapping import MappedParser, Resolver, Target, number
+from ingest.formats.units import conversion
 from ingest.reasons import Reason
 
 JSON_CHANNEL: Final = "senml"
@@ -68,21 +66,11 @@ def subscriptions(*, prefix: str = "") -> list[str]:
     return [f"{prefix}city/v1/gateways/+/{c}" for c in (JSON_CHANNEL, CBOR_CHANNEL)]
 
 
-class Parser:
+class Parser(MappedParser):
     """Parses SenML packs; ``mapping`` maps each gateway's record names."""
 
-    def __init__(
-        self,
-        *,
-        mapping: MappingFile | None = None,
-        units: Mapping[str, str] | None = None,
-        limits: Limits | None = None,
-        prefix: str = "",
-    ) -> None:
-        self._units = CATALOG_UNITS if units is None else units
-        self._resolvers = resolvers(mapping, self._units)
-        self._limits = limits or Limits()
-        self._prefix = prefix
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
         self._by_unit: dict[str, str | None] = {}
         self._stems: dict[tuple[str, str], str] = {}
 

@@ -9,7 +9,6 @@ unique per uplink; without one, the DevEUI, ``f_cnt`` and the uplink's received 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Final
 
@@ -26,9 +25,7 @@ from ingest.formats.lorawan import (
     too_large,
     uplink,
 )
-from ingest.formats.mapping import MappingFile, resolvers
-from ingest.formats.units import CATALOG_UNITS
-from ingest.limits import Limits
+from ingest.formats.mapping import MappedParser
 from ingest.reasons import Reason
 
 Time = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -72,22 +69,8 @@ class _Message(msgspec.Struct):
 _DECODER: Final = msgspec.json.Decoder(_Message)
 
 
-class Parser:
+class Parser(MappedParser):
     """Parses The Things Stack v3 uplinks; ``mapping`` maps each application's fields."""
-
-    def __init__(
-        self,
-        *,
-        mapping: MappingFile | None = None,
-        units: Mapping[str, str] | None = None,
-        limits: Limits | None = None,
-        prefix: str = "",
-    ) -> None:
-        self._units = CATALOG_UNITS if units is None else units
-        self._resolvers = resolvers(mapping, self._units)
-        self._limits = limits or Limits()
-        self._prefix = prefix
-        self._known = frozenset(self._units)
 
     def parse(self, topic: str, payload: bytes, received_us: int | None = None) -> Parsed:
         """Parse one uplink message."""
