@@ -97,6 +97,16 @@ class Settings(BaseSettings):
     sim_ground_truth: Path | None = None
     """Where ``citytel up`` writes injected faults; unset: ``var_dir``/ground-truth.jsonl."""
 
+    alerts: bool = True
+    """``citytel up`` delivers the alert outbox (webhooks, MQTT, e-mail: docs/alerts.md)."""
+    smtp_host: str | None = None
+    """The SMTP server for ``mailto:`` alert endpoints (unset: those deliveries fail, kept)."""
+    smtp_port: int = 25
+    smtp_sender: str = "citytel@localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+
     log_level: str = "INFO"
 
     def limits(self) -> Limits:

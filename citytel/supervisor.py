@@ -36,6 +36,7 @@ from starlette.routing import Route
 from api.app import create_app
 from api.routes.open_data import OpenDataPolicy
 from citytel import status
+from citytel.alerts import AlertDispatcher, Smtp
 from citytel.health import health_app
 from citytel.http_ingest import ingest_route
 from citytel.lifecycle import Watch, supervise
@@ -251,6 +252,11 @@ async def up(settings: Settings, *, simulate: bool = True) -> None:
             assert isinstance(app, Starlette)
             app.state.process_metrics = lambda: exposition(registry)
             app.router.routes.insert(0, _http_ingest(settings, ingest, ends.database_url))
+            if settings.alerts:  # the outbox's deliveries (docs/alerts.md)
+                await stack.enter_async_context(
+                    AlertDispatcher(database_url=ends.database_url, smtp=_smtp(settings))
+                )
+                log.info("alert dispatcher delivering the outbox")
             sim = None
             if simulate:
                 sim = await stack.enter_async_context(_simulation(settings, ends.mqtt_url))
@@ -281,6 +287,20 @@ def _http_ingest(settings: Settings, running: Ingester, database_url: str) -> Ro
     """POST /v1/ingest/{gateway_id} into this ingester (citytel.http_ingest)."""
     limit = settings.max_payload_bytes
     return ingest_route(running, database_url=database_url, max_payload_bytes=limit)
+
+
+def _smtp(settings: Settings) -> Smtp | None:
+    """The SMTP server for ``mailto:`` alert endpoints, from ``CITYTEL_SMTP_*``."""
+    if not settings.smtp_host:
+        return None
+    return Smtp(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_sender,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        starttls=settings.smtp_starttls,
+    )
 
 
 def _forever_after(part: Watch) -> Watch:

@@ -91,8 +91,16 @@ def test_up_runs_everything_until_interrupted(server_tmp: Path) -> None:
                     break
                 assert time.monotonic() < deadline
                 time.sleep(0.3)
-            status = conn.execute("SELECT count(*) FROM gateways WHERE status = 'online'")
-            assert status.fetchone() == (3,)
+            while True:  # their online statuses (a batch of their own: may come a bit later)
+                status = conn.execute("SELECT count(*) FROM gateways WHERE status = 'online'")
+                if status.fetchone() == (3,):
+                    break
+                assert time.monotonic() < deadline
+                time.sleep(0.3)
+            listening = conn.execute(  # the alert dispatcher waits for the outbox's NOTIFY
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN citytel_alerts'"
+            )
+            assert listening.fetchone() == (1,)
         pg_port = int(database_url.split(":")[-1].split("/")[0])
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: to the whole process group
