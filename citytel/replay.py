@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from devices.columns import Partials, ValueColumns
 from devices.contract import topic
 from devices.tables import METRIC_SLOTS, Tables
 from ingest.batch import BatchBuilder, Columns
@@ -109,12 +110,10 @@ def _accepted(columns: Columns, n: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
     return ok
 
 
-def _partials(values: Any, config: IngesterConfig) -> dict[int, tuple[Any, Any, Any]]:
+def _partials(values: ValueColumns, config: IngesterConfig) -> dict[int, Partials]:
+    """The replayed values as late one-value partials of each rollup width, merged."""
     series = values.device.astype(np.int64) * METRIC_SLOTS + values.metric
-    out = {}
-    for width in config.rollup_widths_s:
-        p = merge(singles(series, values.time_us, values.value, width * 1_000_000))
-        device = (p.series // METRIC_SLOTS).astype(np.int32)
-        metric = (p.series % METRIC_SLOTS).astype(np.int16)
-        out[width] = (p, device, metric)
-    return out
+    return {
+        width: merge(singles(series, values.time_us, values.value, width * 1_000_000))
+        for width in config.rollup_widths_s
+    }

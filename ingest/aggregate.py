@@ -117,9 +117,7 @@ class Aggregator:
 
     async def write(self, conn: psycopg.AsyncConnection[TupleRow], prepared: Prepared) -> None:
         for width, p in prepared.partials.items():
-            device = (p.series // METRIC_SLOTS).astype(np.int32)
-            metric = (p.series % METRIC_SLOTS).astype(np.int16)
-            await upsert_partials(conn, width, device, metric, p)
+            await upsert_partials(conn, width, p)
 
     def confirm(self, prepared: Prepared) -> None:
         """The transaction committed."""

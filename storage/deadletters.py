@@ -88,10 +88,10 @@ async def store_replayed(
     conn: psycopg.AsyncConnection[TupleRow],
     replayed: list[int],
     values: ValueColumns,
-    partials: dict[int, tuple[Partials, Any, Any]],
+    partials: dict[int, Partials],
 ) -> None:
     """In the caller's transaction: mark ``replayed`` dead letters, store their values
-    and merge them into the rollups (``partials``: width -> (partials, device, metric))."""
+    and merge them into the rollups (``partials`` by window width)."""
     with map_errors():
         await conn.execute(
             "UPDATE dead_letters SET replayed_at = now() WHERE id = ANY(%s)", (replayed,)
@@ -101,5 +101,5 @@ async def store_replayed(
                 await copy.write(
                     encode_readings(values.time_us, values.device, values.metric, values.value)
                 )
-    for width, (p, device, metric) in partials.items():
-        await upsert_partials(conn, width, device, metric, p)
+    for width, p in partials.items():
+        await upsert_partials(conn, width, p)

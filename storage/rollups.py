@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
 import psycopg
 from psycopg.rows import TupleRow
 
 from devices.columns import Partials
+from devices.tables import METRIC_SLOTS
 from storage.database import map_errors
 
 _UPSERT = """
@@ -40,15 +39,13 @@ ON CONFLICT (device, metric, width_s, window_start) DO UPDATE SET
 
 
 async def upsert_partials(
-    conn: psycopg.AsyncConnection[TupleRow],
-    width_s: int,
-    device: npt.NDArray[np.int32],
-    metric: npt.NDArray[np.int16],
-    p: Partials,
+    conn: psycopg.AsyncConnection[TupleRow], width_s: int, p: Partials
 ) -> None:
     """Merge partials (one per series and window, times in Unix µs) into ``rollups``."""
     if not len(p):
         return
+    device = p.series // METRIC_SLOTS
+    metric = p.series % METRIC_SLOTS
     with map_errors():
         await conn.execute(
             _UPSERT,
