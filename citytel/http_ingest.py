@@ -40,6 +40,17 @@ def _problem(status: int, slug: str, title: str, detail: str, **headers: str) ->
     return JSONResponse(body, status_code=status, media_type=_PROBLEM, headers=headers or None)
 
 
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The request's body, read no further than ``limit`` bytes (None: it is larger)."""
+    parts, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def ingest_route(ingester: Ingester, *, database_url: str, max_payload_bytes: int) -> Route:
     """The route, bound to a running ingester."""
     known: dict[str, tuple[str | None, float]] = {}  # token -> (gateway, checked at)
@@ -74,13 +85,8 @@ def ingest_route(ingester: Ingester, *, database_url: str, max_payload_bytes: in
         channel = _CHANNELS.get(media)
         if channel is None:
             return _problem(415, "unsupported-media-type", "Unsupported media type", media)
-        length = int(request.headers.get("content-length") or 0)
-        if length > max_payload_bytes:
-            return _problem(
-                413, "payload-too-large", "Payload too large", f"limit {max_payload_bytes} bytes"
-            )
-        body = await request.body()
-        if len(body) > max_payload_bytes:
+        body = await _body(request, max_payload_bytes)
+        if body is None:
             return _problem(
                 413, "payload-too-large", "Payload too large", f"limit {max_payload_bytes} bytes"
             )
