@@ -251,8 +251,19 @@ class LocalPostgres:
         )
 
     def _check_reachable(self) -> None:
+        """PostgreSQL runs as user postgres: it must be able to pass through every folder
+        above its data. A folder of root's own that it cannot pass (a ``mktemp -d``
+        checkout, say) is given search permission for others, no more (``o+x``: passing
+        through, not listing); one of another user's is left alone, with the command."""
         for parent in self.data_dir.parents:
-            if not parent.stat().st_mode & 0o001:
+            info = parent.stat()
+            if info.st_mode & 0o001:
+                continue
+            if info.st_uid == os.getuid() == 0:
+                parent.chmod(info.st_mode & 0o7777 | 0o001)
+                log.warning("gave %s o+x, so that PostgreSQL (user postgres) can reach %s",
+                            parent, self.data_dir)  # fmt: skip
+            else:
                 raise ServerError(
                     f"PostgreSQL runs as user postgres and cannot reach {self.data_dir}:"
                     f" {parent} is not searchable by others (chmod o+x {parent})"
