@@ -166,11 +166,15 @@ class SeriesResponse(BaseModel):
     series: list[SeriesData]
 
 
-class Anomaly(BaseModel):
+class Episode(BaseModel):
+    """An anomaly episode: one detector's finding on one series, device or gateway, from
+    the value that opened it to the one that ended it (the routes keep the name
+    `/v1/anomalies`, which is what operators search for)."""
+
     model_config = _example(
         {
             "id": 17,
-            "device": "sl-0042",
+            "device_id": "sl-0042",
             "gateway": "gw-01",
             "kind": "streetlight",
             "metric": None,
@@ -188,7 +192,7 @@ class Anomaly(BaseModel):
         }
     )
     id: int
-    device: str | None = Field(description="null for an episode of a whole gateway (silent)")
+    device_id: str | None = Field(description="null for an episode of a whole gateway (silent)")
     gateway: str | None = Field(description="the device's gateway, or the silent gateway")
     kind: Kind | None
     metric: str | None = Field(description="null for rules about a whole device or gateway")
@@ -211,15 +215,15 @@ class Anomaly(BaseModel):
     resolve_comment: str | None = None
 
 
-class AnomalyAction(BaseModel):
+class EpisodeAction(BaseModel):
     """The body of an acknowledgement or a resolution."""
 
     model_config = _example({"comment": "crew sent, ticket 4411"})
     comment: str = Field(default="", max_length=2000)
 
 
-class AnomalyPage(BaseModel):
-    items: list[Anomaly]
+class EpisodePage(BaseModel):
+    items: list[Episode]
     next_cursor: str | None
 
 
@@ -233,7 +237,7 @@ class Gateway(BaseModel):
             "last_seq": 81234,
             "devices": 14,
             "messages_total": 81230,
-            "window_s": 3600,
+            "lookback_s": 3600,
             "messages": 360,
             "message_rate": 0.1,
             "lost_messages": 2,
@@ -247,18 +251,18 @@ class Gateway(BaseModel):
     last_seq: int | None
     devices: int
     messages_total: int
-    window_s: int = Field(description="The window the next three figures are over")
-    messages: int = Field(description="Telemetry messages committed in the window")
-    message_rate: float = Field(description="messages/s over the window")
+    lookback_s: int = Field(description="The look-back, in seconds, the figures below are over")
+    messages: int = Field(description="Telemetry messages committed in the look-back")
+    message_rate: float = Field(description="messages/s over the look-back")
     lost_messages: int = Field(
-        description="seqs missing between those committed in the window, within one epoch"
+        description="seqs missing between those committed in the look-back, within one epoch"
     )
     seq_epochs: int = Field(
-        description="counting epochs in the window: a seq jump above the epoch gap (a"
+        description="counting epochs in the look-back: a seq jump above the epoch gap (a"
         " gateway restart, docs/contract.md) starts one and is not counted as lost"
     )
     refused_messages: int = Field(
-        description="messages of the gateway refused whole in the window (dead letters)"
+        description="messages of the gateway refused whole in the look-back (dead letters)"
     )
 
 

@@ -44,7 +44,7 @@ import psycopg
 from api.app import create_app
 from citytel.local import LocalPostgres
 from storage import queries
-from storage.copy import PG_EPOCH_US, READINGS_COPY, encode_columns, encode_readings
+from storage.copy import PG_EPOCH_US, VALUES_COPY, encode_columns, encode_values
 from storage.database import connect
 from storage.migrate import upgrade
 
@@ -184,7 +184,7 @@ async def load_values(
         tt, vv = t.T.ravel()[order], v.T.ravel()[order]
         dd = np.tile(series_device, per_day)[order]
         mm = np.tile(series_metric, per_day)[order]
-        await _copy(conn, READINGS_COPY, encode_readings(tt, dd, mm, vv))
+        await _copy(conn, VALUES_COPY, encode_values(tt, dd, mm, vv))
         widths = [3600, 900] + ([60] if day >= days - minute_rollup_days else [])
         for w in widths:
             stream = rollups_of(series_device, series_metric, t, v, w)
@@ -224,8 +224,8 @@ async def load_episodes(
 
 
 INDEXES = [
-    "CREATE INDEX readings_series_time ON readings (device, metric, time DESC)",
-    "CREATE INDEX readings_time_brin ON readings USING brin (time)",
+    "CREATE INDEX metric_values_series_time ON metric_values (device, metric, time DESC)",
+    "CREATE INDEX metric_values_time_brin ON metric_values USING brin (time)",
     "ALTER TABLE rollups ADD PRIMARY KEY (device, metric, width_s, window_start)",
     "CREATE INDEX rollups_window_brin ON rollups USING brin (window_start)",
 ]
@@ -236,8 +236,8 @@ async def load(url: str, args: argparse.Namespace, end: datetime) -> None:
     try:
         await upgrade(conn)
         for drop in (
-            "DROP INDEX readings_series_time",
-            "DROP INDEX readings_time_brin",
+            "DROP INDEX metric_values_series_time",
+            "DROP INDEX metric_values_time_brin",
             "ALTER TABLE rollups DROP CONSTRAINT rollups_pkey",
             "DROP INDEX rollups_window_brin",
         ):
@@ -286,7 +286,7 @@ def p(values: list[float], q: float) -> float:
 
 NAIVE_LATEST = """
 SELECT DISTINCT ON (r.device, r.metric) r.device, r.metric, r.time, r.value
-FROM readings r WHERE r.device = ANY(%s) ORDER BY r.device, r.metric, r.time DESC
+FROM metric_values r WHERE r.device = ANY(%s) ORDER BY r.device, r.metric, r.time DESC
 """
 
 
@@ -346,7 +346,7 @@ async def measure(url: str, args: argparse.Namespace, end: datetime) -> list[Res
                     await conn.execute("SET LOCAL enable_indexscan = off")
                     await conn.execute("SET LOCAL enable_bitmapscan = off")
                 await queries.list_anomalies(
-                    conn, queries.AnomalyFilter(state="open"), after=None, limit=101
+                    conn, queries.EpisodeFilter(state="open"), after=None, limit=101
                 )
 
         async def storage_latest(*, naive: bool) -> None:
@@ -422,11 +422,11 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
 
 async def run(url: str, args: argparse.Namespace) -> None:
     conn = await connect(url, autocommit=True)
-    cur = await conn.execute("SELECT to_regclass('readings') IS NOT NULL")
+    cur = await conn.execute("SELECT to_regclass('metric_values') IS NOT NULL")
     row = await cur.fetchone()
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     if row and row[0]:
-        cur = await conn.execute("SELECT max(time) FROM readings")
+        cur = await conn.execute("SELECT max(time) FROM metric_values")
         newest = (await cur.fetchone() or [None])[0]
         if newest:  # the load ended its values before this hour
             end = (newest + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)

@@ -97,7 +97,7 @@ def drain(
     with process(command, env), psycopg.connect(url, autocommit=True) as conn:
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
-            row = conn.execute("SELECT count(*) FROM readings").fetchone()
+            row = conn.execute("SELECT count(*) FROM metric_values").fetchone()
             if row and row[0] >= values:
                 break
             time.sleep(0.2)
@@ -105,7 +105,7 @@ def drain(
             "SELECT count(*), extract(epoch FROM max(committed_at) - min(committed_at))"
             " FROM messages"
         ).fetchone()
-        stored = conn.execute("SELECT count(*) FROM readings").fetchone()
+        stored = conn.execute("SELECT count(*) FROM metric_values").fetchone()
     assert row is not None and stored is not None
     span = float(row[1]) or 1e-9
     return {"values/s": stored[0] / span, "messages/s": row[0] / span,

@@ -91,7 +91,7 @@ def _stored_after_catching_up(url: str, messages: int) -> tuple[int, int, int]:
                 break
             time.sleep(0.5)
         counts = conn.execute(
-            "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM readings),"
+            "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM metric_values),"
             " (SELECT count(*) FROM dead_letters)"
         ).fetchone()
     assert counts is not None

@@ -19,7 +19,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from processing.rules import _persisting
+from processing.rules import persisting
 from processing.state import grow
 
 I64 = npt.NDArray[np.int64]
@@ -100,7 +100,7 @@ class DeadDetector:
         zero = np.asarray(zeros.all(axis=0) & ~np.isnan(cols).all(axis=0), dtype=np.bool_)
         out = np.empty(len(d))
         t = np.ascontiguousarray(time, dtype=np.int64)
-        _persisting(d, t, zero, self.since, int(self.persist_s * 1e6), out)
+        persisting(d, t, zero, self.since, int(self.persist_s * 1e6), out)
         return out
 
 

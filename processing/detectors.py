@@ -37,7 +37,7 @@ Z_SLOPE = 1.7
 
 
 @numba.njit(cache=True, nogil=True)
-def _calibrated(z: float) -> float:
+def calibrated(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-(z - Z_HALF) * Z_SLOPE))
 
 
@@ -72,7 +72,7 @@ def _deviation(
         d = x - mean[s]
         # a spread each side: skewed noise (PM2.5, counts) has a longer upper tail
         scale = max(1.4826 * (above[s] if d > 0 else below[s]), floor)
-        out[j] = _calibrated(abs(d) / scale) if k >= warmup else 0.0
+        out[j] = calibrated(abs(d) / scale) if k >= warmup else 0.0
         # Huber-clipped update: one spike must not drag the baseline after it.
         clipped = max(-3.0 * scale, min(3.0 * scale, d))
         a = max(alpha, 1.0 / (k + 1))  # a plain mean while young, an EWMA after
@@ -142,7 +142,7 @@ class _Dense:
                 self.arrays[name] = np.concatenate([a, np.zeros(grow, dtype=a.dtype)])
 
 
-def _checked(series: I64, value: F64) -> tuple[I64, F64]:
+def checked(series: I64, value: F64) -> tuple[I64, F64]:
     if len(series) != len(value):
         raise ValueError("series and value must have the same length")
     s = np.ascontiguousarray(series, dtype=np.int64)
@@ -165,7 +165,7 @@ class Deviation:
 
     def update(self, series: I64, time: I64, value: F64) -> F64:
         """Scores in [0, 1], one per value, each from the values before it."""
-        s, v = _checked(series, value)
+        s, v = checked(series, value)
         self._state.fit(s)
         a = self._state.arrays
         out = np.empty(len(s))
@@ -195,7 +195,7 @@ class Flatline:
         self._state = _Dense(series, ("n", "run", "moved"), ("last", "longest"))
 
     def update(self, series: I64, time: I64, value: F64) -> F64:
-        s, v = _checked(series, value)
+        s, v = checked(series, value)
         self._state.fit(s)
         a = self._state.arrays
         out = np.empty(len(s))

@@ -142,7 +142,7 @@ def _band(
 
 
 @numba.njit(cache=True, nogil=True)
-def _persisting(
+def persisting(
     device: I64, time: I64, condition: npt.NDArray[np.bool_], since: I64, persist_us: int, out: F64
 ) -> None:
     """1 where ``condition`` has held for a device for ``persist_us``; ``since`` is state."""
@@ -189,7 +189,7 @@ class StreetlightRules:
             )
             per_pct = power_w / dim_pct
         lamp_out = np.empty(len(d))
-        _persisting(
+        persisting(
             d,
             np.ascontiguousarray(time, dtype=np.int64),
             dark & ~lit,

@@ -32,7 +32,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from processing.detectors import Z_HALF, _calibrated, _checked
+from processing.detectors import Z_HALF, calibrated, checked
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -140,9 +140,9 @@ def _seasonal(
                 )  # skewed noise: a spread each side
                 scale = max(1.4826 * float(side), floor)
                 z = _unusual(x - shift, r, s, si, sf, scale, warmup_points)
-                out[j] = z if raw else _calibrated(z)
+                out[j] = z if raw else calibrated(z)
                 drift[r] += beta * (max(-6.0, min(6.0, d / both)) - drift[r])
-                out_drift[j] = _calibrated(abs(drift[r]) * Z_HALF / drift_half)
+                out_drift[j] = calibrated(abs(drift[r]) * Z_HALF / drift_half)
                 # Huber-clipped from then on: one spike must not drag the baseline
                 clipped = max(-3.0 * scale, min(3.0 * scale, d))
             else:  # a weekend hour not yet learnt: the same hour on weekdays, and back
@@ -151,7 +151,7 @@ def _seasonal(
                     side_o = sf[o, r, ABOVE] if x > sf[o, r, MEAN] else sf[o, r, BELOW]
                     scale_o = max(1.4826 * float(side_o), floor)
                     z = _unusual(x, r, o, si, sf, scale_o, warmup_points)
-                    out[j] = z if raw else _calibrated(z)
+                    out[j] = z if raw else calibrated(z)
             a = max(alpha_min, 1.0 / (k + 1))
             sf[s, r, MEAN] = m + a * clipped
             if clipped > 0:
@@ -242,7 +242,7 @@ class Seasonal:
         ``group`` (0 to 63, e.g. the metric) names series that share the weather: both
         scores are measured less what the group's series moved together. None: no group.
         """
-        s, v = _checked(series, value)
+        s, v = checked(series, value)
         rows = self._rows(s)
         a = self.arrays
         out, out_drift = np.empty(len(s)), np.empty(len(s))

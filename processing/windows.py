@@ -199,7 +199,7 @@ class Windows:
 
     def update(self, series: I64, time: I64, value: F64) -> Partials:
         """Fold a batch in (any order); the partials of windows it moved past or re-opened."""
-        series, time, value = _checked(series, time, value)
+        series, time, value = checked(series, time, value)
         if len(series) and int(series.max()) >= len(self._win):
             self._grow(int(series.max()) + 1)
         out_i, out_f = _buffers(len(series))
@@ -246,7 +246,7 @@ class Windows:
         self._st_f = np.concatenate([self._st_f, np.zeros((n - old, 7), dtype=np.float64)])
 
 
-def _checked(series: I64, time: I64, value: F64) -> tuple[I64, I64, F64]:
+def checked(series: I64, time: I64, value: F64) -> tuple[I64, I64, F64]:
     if not (len(series) == len(time) == len(value)):
         raise ValueError("series, time and value must have the same length")
     s = np.ascontiguousarray(series, dtype=np.int64)

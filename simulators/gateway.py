@@ -1,7 +1,7 @@
 """A simulated field gateway: a real MQTT client speaking the gateway contract v1.
 
 It connects with a retained ``offline`` will, publishes a retained ``online``, announces
-its devices, and publishes its telemetry at QoS 1 from a queue, keeping up to ``window``
+its devices, and publishes its telemetry at QoS 1 from a queue, keeping up to ``in_flight``
 messages in flight. A message leaves the queue only when the broker acknowledges it:
 when the connection drops, the messages in flight go back to the head of the queue, the
 gateway keeps queueing (its backlog) and reconnects with backoff, announcing itself
@@ -75,7 +75,7 @@ class GatewayClient:
         password: str | None = None,
         tls: bool = False,
         ca_file: str | None = None,
-        window: int = 16,
+        in_flight: int = 16,
         on_acked: Callable[[Outgoing], None] | None = None,
         protocol: ProtocolEncoder | None = None,
     ) -> None:
@@ -86,7 +86,7 @@ class GatewayClient:
         self._tls = aiomqtt.TLSParameters(ca_certs=ca_file) if tls else None
         self._binary = binary
         self._protocol = protocol
-        self._window = window
+        self._in_flight = in_flight
         self._on_acked = on_acked
         self._telemetry = topic(gid, TELEMETRY_MSGPACK if binary else TELEMETRY, prefix=prefix)
         self._status = topic(gid, STATUS, prefix=prefix)
@@ -124,7 +124,7 @@ class GatewayClient:
         self.queue.append(out)
         self._idle.clear()
         self._more.set()
-        if len(self.queue) >= 4 * self._window:
+        if len(self.queue) >= 4 * self._in_flight:
             self._space.clear()
 
     @property
@@ -220,10 +220,10 @@ class GatewayClient:
                 will=aiomqtt.Will(self._status, OFFLINE, qos=1, retain=True),
                 keepalive=30,
                 tls_params=self._tls,
-                max_inflight_messages=self._window,
+                max_inflight_messages=self._in_flight,
                 max_queued_outgoing_messages=0,
             )
-            client.pending_calls_threshold = 4 * self._window + 16  # quiet: we bound them
+            client.pending_calls_threshold = 4 * self._in_flight + 16  # quiet: we bound them
             try:
                 async with client:
                     self._client = client
@@ -260,17 +260,17 @@ class GatewayClient:
             await client.publish(part_topic, payload, 1)
 
     async def _pump(self, client: aiomqtt.Client) -> None:
-        """Publish from the queue, ``window`` at a time, in order; on failure put what
+        """Publish from the queue, ``in_flight`` at a time, in order; on failure put what
         was in flight back at the head of the queue."""
         flying: collections.deque[tuple[Outgoing, asyncio.Task[None]]] = collections.deque()
         try:
             while self._wanted.is_set():
-                while self.queue and len(flying) < self._window:
+                while self.queue and len(flying) < self._in_flight:
                     out = self.queue.popleft()
                     task = asyncio.ensure_future(self._publish(client, out))
                     flying.append((out, task))
                     self.inflight = len(flying)
-                if len(self.queue) < 2 * self._window:
+                if len(self.queue) < 2 * self._in_flight:
                     self._space.set()
                 if not flying:
                     self._more.clear()

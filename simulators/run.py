@@ -77,7 +77,7 @@ class Simulation:
         tls: bool = False,
         ca_file: str | None = None,
         progress: bool = False,
-        window: int = 16,
+        in_flight: int = 16,
         area: Area = CHICAGO_AREA,
         connect_timeout_s: float = 15.0,
         protocol: str | None = None,
@@ -106,7 +106,7 @@ class Simulation:
                 password=password,
                 tls=tls,
                 ca_file=ca_file,
-                window=window,
+                in_flight=in_flight,
                 on_acked=self._acked,
                 protocol=_encoder(protocol, g, prefix),
             )

@@ -13,10 +13,10 @@ PG_EPOCH_US = 946_684_800_000_000
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
 _TRAILER = b"\xff\xff"
 
-READINGS_COPY = "COPY readings (time, device, metric, value) FROM STDIN (FORMAT BINARY)"
+VALUES_COPY = "COPY metric_values (time, device, metric, value) FROM STDIN (FORMAT BINARY)"
 
 
-def encode_readings(
+def encode_values(
     time_us: npt.NDArray[np.int64],
     device: npt.NDArray[np.int32],
     metric: npt.NDArray[np.int16],

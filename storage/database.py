@@ -107,7 +107,7 @@ async def current_mode(conn: psycopg.AsyncConnection[TupleRow]) -> Mode:
     hypertable = await _exists(
         conn,
         "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables"
-        " WHERE hypertable_name = 'readings')",
+        " WHERE hypertable_name = 'metric_values')",
     )
     return Mode.TIMESCALEDB if hypertable else Mode.POSTGRESQL
 

@@ -10,7 +10,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from devices.columns import Partials, ValueColumns
-from storage.copy import READINGS_COPY, encode_readings
+from storage.copy import VALUES_COPY, encode_values
 from storage.database import map_errors
 from storage.rollups import upsert_partials
 
@@ -97,9 +97,9 @@ async def store_replayed(
             "UPDATE dead_letters SET replayed_at = now() WHERE id = ANY(%s)", (replayed,)
         )
         if len(values):
-            async with conn.cursor() as cur, cur.copy(READINGS_COPY) as copy:
+            async with conn.cursor() as cur, cur.copy(VALUES_COPY) as copy:
                 await copy.write(
-                    encode_readings(values.time_us, values.device, values.metric, values.value)
+                    encode_values(values.time_us, values.device, values.metric, values.value)
                 )
     for width, p in partials.items():
         await upsert_partials(conn, width, p)

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from devices.columns import NO_MESSAGE, NO_TIME, DeadLetterRow, MessageColumns, ValueColumns
-from storage.copy import READINGS_COPY, encode_readings
+from storage.copy import VALUES_COPY, encode_values
 from storage.database import map_errors
 
 _UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -55,7 +55,8 @@ WITH new AS (
     RETURNING gateway, seq
 ), seen AS (
     UPDATE gateways g
-    SET last_seen = now(), last_seq = GREATEST(g.last_seq, n.seq), messages = g.messages + n.n
+    SET last_seen = now(), last_seq = GREATEST(g.last_seq, n.seq),
+        messages_total = g.messages_total + n.n
     FROM (SELECT gateway, max(seq) AS seq, count(*) AS n FROM new GROUP BY gateway) AS n
     WHERE g.id = n.gateway
 )
@@ -86,9 +87,9 @@ async def write_batch(
         kept_letters = [d for d in dead_letters if d.message == NO_MESSAGE or new[d.message]]
         async with conn.cursor() as cur:
             if len(kept_values):
-                async with cur.copy(READINGS_COPY) as copy:
+                async with cur.copy(VALUES_COPY) as copy:
                     await copy.write(
-                        encode_readings(
+                        encode_values(
                             kept_values.time_us,
                             kept_values.device,
                             kept_values.metric,

@@ -133,7 +133,7 @@ async def count_exactly_once(database_url: str) -> tuple[int, int, int]:
     rows = await query(
         database_url,
         "SELECT count(*), count(DISTINCT (device, metric, time)),"
-        " (SELECT count(*) FROM messages) FROM readings",
+        " (SELECT count(*) FROM messages) FROM metric_values",
     )
     return rows[0]  # type: ignore[return-value]
 

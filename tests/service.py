@@ -16,7 +16,7 @@ from citytel.local import listening
 
 FROM_RAW = """
 SELECT device, metric, floor(extract(epoch FROM time) / %(w)s)::bigint, count(*)
-FROM readings GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+FROM metric_values GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """
 FROM_ROLLUPS = """
 SELECT device, metric, (extract(epoch FROM window_start) / %(w)s)::bigint, count::bigint

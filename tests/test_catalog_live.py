@@ -50,7 +50,7 @@ def _noise(seq: int) -> bytes:
 async def _values(database_url: str) -> tuple[int, int]:
     rows = await query(
         database_url,
-        "SELECT count(*), count(DISTINCT (r.time, r.metric)) FROM readings r"
+        "SELECT count(*), count(DISTINCT (r.time, r.metric)) FROM metric_values r"
         " JOIN devices d ON d.id = r.device WHERE d.device_id = 'nm-1'",
     )
     return rows[0]  # type: ignore[return-value]

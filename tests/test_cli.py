@@ -86,7 +86,7 @@ def test_up_runs_everything_until_interrupted(server_tmp: Path) -> None:
         assert httpx.get(f"http://127.0.0.1:{api_port}/readyz").status_code == 200
         with psycopg.connect(database_url, autocommit=True) as conn:
             while True:  # the simulated city's readings arrive
-                row = conn.execute("SELECT count(DISTINCT device) FROM readings").fetchone()
+                row = conn.execute("SELECT count(DISTINCT device) FROM metric_values").fetchone()
                 if row and row[0] == 42:
                     break
                 assert time.monotonic() < deadline

@@ -145,9 +145,10 @@ def test_sigterm_stops_up_mid_stream_cleanly_and_a_restart_loses_nothing(
             gateway.close(within_s=1)
         first.kill()
     with LocalPostgres(var / "postgres", port=pg_port) as pg:
-        assert count(pg.url, "SELECT count(*) FROM readings") == 15_000
+        assert count(pg.url, "SELECT count(*) FROM metric_values") == 15_000
         assert (
-            count(pg.url, "SELECT count(DISTINCT (device, metric, time)) FROM readings") == 15_000
+            count(pg.url, "SELECT count(DISTINCT (device, metric, time)) FROM metric_values")
+            == 15_000
         )
         assert count(pg.url, MESSAGES) == 1500
         rollups_match_raw(pg.url)
@@ -196,8 +197,8 @@ def test_sigterm_stops_ingest_started_in_the_background_by_a_shell(
             assert second.stop(signal.SIGTERM) == 0, second.log
     finally:
         first.kill()
-    assert count(database_url, "SELECT count(*) FROM readings") == 15_000
-    distinct = "SELECT count(DISTINCT (device, metric, time)) FROM readings"
+    assert count(database_url, "SELECT count(*) FROM metric_values") == 15_000
+    distinct = "SELECT count(DISTINCT (device, metric, time)) FROM metric_values"
     assert count(database_url, distinct) == 15_000
     assert count(database_url, MESSAGES) == 1500
     rollups_match_raw(database_url)
@@ -313,9 +314,10 @@ def test_a_stuck_database_at_stop_loses_nothing(
             assert second.stop(signal.SIGTERM) == 0, second.log
     finally:
         first.kill()
-    assert count(database_url, "SELECT count(*) FROM readings") == 2000
+    assert count(database_url, "SELECT count(*) FROM metric_values") == 2000
     assert (
-        count(database_url, "SELECT count(DISTINCT (device, metric, time)) FROM readings") == 2000
+        count(database_url, "SELECT count(DISTINCT (device, metric, time)) FROM metric_values")
+        == 2000
     )
     if not abandoned:
         rollups_match_raw(database_url)  # the values left to the broker counted once

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from api import cursors
 from api.deps import Conn, get_role
-from api.models import Anomaly, AnomalyAction, AnomalyPage, Kind, Lifecycle, Rfc3339, Severity
+from api.models import Episode, EpisodeAction, EpisodePage, Kind, Lifecycle, Rfc3339, Severity
 from api.problems import FORBIDDEN, NOT_FOUND, ProblemError, response
 from api.routes.common import PAGE_MAX, PROTECTED
 from api.session import CallerDep
@@ -48,9 +48,9 @@ async def anomalies(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
     cursor: str | None = None,
-) -> AnomalyPage:
+) -> EpisodePage:
     """Episodes, newest first, filtered; a page at a time (keyset pagination)."""
-    f = queries.AnomalyFilter(
+    f = queries.EpisodeFilter(
         start=start,
         end=end,
         kind=kind,
@@ -66,10 +66,10 @@ async def anomalies(
     rows = await queries.list_anomalies(
         conn, f, after=cursors.anomaly_after(cursor), limit=limit + 1
     )
-    items = [to_anomaly(r) for r in rows[:limit]]
+    items = [to_episode(r) for r in rows[:limit]]
     last = items[-1] if items else None
     more = len(rows) > limit and last is not None
-    return AnomalyPage(
+    return EpisodePage(
         items=items,
         next_cursor=cursors.encode([last.started_at.isoformat(), last.id])
         if more and last
@@ -77,27 +77,27 @@ async def anomalies(
     )
 
 
-def to_anomaly(row: dict[str, Any]) -> Anomaly:
+def to_episode(row: dict[str, Any]) -> Episode:
     """The API's anomaly from a row of ``storage.queries`` (the live stream's too)."""
-    return Anomaly.model_validate({**row, "open": row["ended_at"] is None})
+    return Episode.model_validate({**row, "open": row["ended_at"] is None})
 
 
 EpisodeId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The anomaly's id")]
 
 
 @router.get("/anomalies/{episode_id}", responses=response(NOT_FOUND))
-async def anomaly(conn: Conn, episode_id: EpisodeId) -> Anomaly:
+async def anomaly(conn: Conn, episode_id: EpisodeId) -> Episode:
     """One episode with its lifecycle."""
     row = await queries.get_anomaly(conn, episode_id)
     if row is None:
         raise ProblemError(NOT_FOUND, f"no anomaly {episode_id}")
-    return to_anomaly(row)
+    return to_episode(row)
 
 
 @router.post("/anomalies/{episode_id}/ack", responses=response(NOT_FOUND, FORBIDDEN))
 async def acknowledge(
-    conn: Conn, caller: CallerDep, episode_id: EpisodeId, action: AnomalyAction
-) -> Anomaly:
+    conn: Conn, caller: CallerDep, episode_id: EpisodeId, action: EpisodeAction
+) -> Episode:
     """Acknowledge an episode: who (the key's name), when, a comment. The first
     acknowledgement stands; a later one changes nothing and returns the first."""
     row = await queries.acknowledge(
@@ -105,16 +105,16 @@ async def acknowledge(
     )
     if row is None:
         raise ProblemError(NOT_FOUND, f"no anomaly {episode_id}")
-    return to_anomaly(row)
+    return to_episode(row)
 
 
 @router.post("/anomalies/{episode_id}/resolve", responses=response(NOT_FOUND, FORBIDDEN))
 async def resolve(
-    conn: Conn, caller: CallerDep, episode_id: EpisodeId, action: AnomalyAction
-) -> Anomaly:
+    conn: Conn, caller: CallerDep, episode_id: EpisodeId, action: EpisodeAction
+) -> Episode:
     """Resolve an episode (acknowledging it too if nobody had); resolved episodes stay
     searchable (`lifecycle=resolved`, `q`). Resolving twice changes nothing."""
     row = await queries.resolve(conn, episode_id, by=caller.holder.label, comment=action.comment)
     if row is None:
         raise ProblemError(NOT_FOUND, f"no anomaly {episode_id}")
-    return to_anomaly(row)
+    return to_episode(row)

@@ -17,26 +17,26 @@ router = APIRouter(
     prefix="/v1", tags=["gateways"], dependencies=[Depends(get_role)], responses=PROTECTED
 )
 
-Window = Annotated[
+Lookback = Annotated[
     int, Query(ge=60, le=7 * 86400, description="Seconds back for rate and lost messages")
 ]
 
 
-def _gateway(row: dict[str, Any], window_s: int) -> Gateway:
+def _gateway(row: dict[str, Any], lookback_s: int) -> Gateway:
     return Gateway.model_validate(
-        {**row, "window_s": window_s, "message_rate": row["messages"] / window_s}
+        {**row, "lookback_s": lookback_s, "message_rate": row["messages"] / lookback_s}
     )
 
 
 @router.get("/gateways")
 async def gateways(
-    conn: Conn, limits: ApiLimits, status: GatewayStatus | None = None, window: Window = 3600
+    conn: Conn, limits: ApiLimits, status: GatewayStatus | None = None, lookback: Lookback = 3600
 ) -> Gateways:
-    """Every gateway: status, last seen, message rate and lost messages over ``window``."""
-    since = datetime.now(UTC) - timedelta(seconds=window)
+    """Every gateway: status, last seen, message rate and lost messages over ``lookback``."""
+    since = datetime.now(UTC) - timedelta(seconds=lookback)
     gap = limits.seq_epoch_gap
     rows = await queries.list_gateways(conn, since=since, status=status, epoch_gap=gap)
-    return Gateways(items=[_gateway(r, window) for r in rows])
+    return Gateways(items=[_gateway(r, lookback) for r in rows])
 
 
 @router.get("/gateways/{gateway_id}", responses=response(NOT_FOUND))
@@ -44,12 +44,12 @@ async def gateway(
     conn: Conn,
     limits: ApiLimits,
     gateway_id: Annotated[str, Path(examples=["gw-01"])],
-    window: Window = 3600,
+    lookback: Lookback = 3600,
 ) -> Gateway:
     """One gateway."""
-    since = datetime.now(UTC) - timedelta(seconds=window)
+    since = datetime.now(UTC) - timedelta(seconds=lookback)
     gap = limits.seq_epoch_gap
     rows = await queries.list_gateways(conn, since=since, gateway=gateway_id, epoch_gap=gap)
     if not rows:
         raise ProblemError(NOT_FOUND, f"no gateway {gateway_id!r}")
-    return _gateway(rows[0], window)
+    return _gateway(rows[0], lookback)

@@ -23,7 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from api import session
 from api.deps import Pool
-from api.routes.anomalies import to_anomaly
+from api.routes.anomalies import to_episode
 from api.routes.common import PROTECTED
 from storage import queries
 
@@ -114,7 +114,7 @@ async def _render(pool: AsyncConnectionPool, payload: str) -> str | None:
         row = await queries.get_anomaly(conn, int(note["id"]))
     if row is None:
         return None
-    return _event("anomaly", {"op": note["op"], **to_anomaly(row).model_dump(mode="json")})
+    return _event("anomaly", {"op": note["op"], **to_episode(row).model_dump(mode="json")})
 
 
 async def _stream(hub: LiveHub, pool: AsyncConnectionPool) -> AsyncIterator[str]:

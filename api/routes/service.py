@@ -44,7 +44,7 @@ def _metric(
 
 
 def render(f: queries.ServiceFigures) -> str:
-    w = f.window_s
+    w = f.lookback_s
     lines = [
         *_metric("citytel_ingest_messages_per_second", "gauge",
                  "Telemetry messages committed per second over the last minute", f.messages / w),

@@ -7,7 +7,7 @@ from fixed fragments (``psycopg.sql``).
 """
 
 from storage.queries.anomalies import (
-    AnomalyFilter,
+    EpisodeFilter,
     acknowledge,
     get_anomaly,
     list_anomalies,
@@ -43,9 +43,9 @@ __all__ = [
     "AGGS",
     "BUCKETS",
     "STATES",
-    "AnomalyFilter",
     "CreatedKey",
     "DeviceFilter",
+    "EpisodeFilter",
     "Series",
     "SeriesKey",
     "SeriesRequest",

@@ -11,7 +11,7 @@ from psycopg.rows import dict_row
 
 
 @dataclass(frozen=True, slots=True)
-class AnomalyFilter:
+class EpisodeFilter:
     """Filters of the episode list; None matches everything."""
 
     start: datetime | None = None
@@ -46,7 +46,7 @@ CASE WHEN e.resolved_at IS NOT NULL THEN 'resolved'
 
 _COLUMNS = (
     """
-SELECT e.id, d.device_id AS device, g.gateway_id AS gateway, d.kind, m.name AS metric,
+SELECT e.id, d.device_id, g.gateway_id AS gateway, d.kind, m.name AS metric,
        e.detector, e.started_at, e.ended_at, e.peak_score, e.severity, e.observed, e.expected,
        e.acked_at, e.acked_by, e.ack_comment, e.resolved_at, e.resolved_by, e.resolve_comment,
 """
@@ -87,7 +87,7 @@ LIMIT %(limit)s
 
 async def list_anomalies(
     conn: psycopg.AsyncConnection[Any],
-    f: AnomalyFilter,
+    f: EpisodeFilter,
     *,
     after: tuple[datetime, int] | None,
     limit: int,

@@ -98,7 +98,7 @@ SELECT d.device_id, m.name AS metric, m.unit, r.time, r.value
 FROM devices d
 JOIN metrics m ON d.kind IS NULL OR m.kind = d.kind
 CROSS JOIN LATERAL (
-    SELECT v.time, v.value FROM readings v
+    SELECT v.time, v.value FROM metric_values v
     WHERE v.device = d.id AND v.metric = m.id ORDER BY v.time DESC LIMIT 1
 ) r
 WHERE (%(ids)s::text[] IS NULL OR d.device_id = ANY(%(ids)s))

@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-# Lost messages: the gaps between consecutive seqs committed in the window, per gateway.
-# A gap at the window's edges is not counted (its other end is outside the window), nor
+# Lost messages: the gaps between consecutive seqs committed in the look-back, per gateway.
+# A gap at the look-back's edges is not counted (its other end is outside the look-back), nor
 # one wider than epoch_gap: a gateway that restarts its seq (from the time in ms, as
 # docs/contract.md says) starts a new counting epoch, it did not lose the jump.
 # Messages refused whole (no seq of theirs was stored) are refused, not lost.
@@ -32,7 +32,7 @@ WITH w AS (
     GROUP BY gateway_id
 )
 SELECT g.gateway_id, g.status, g.status_at, g.last_seen, g.last_seq,
-       g.messages AS messages_total, coalesce(per.messages, 0) AS messages,
+       g.messages_total, coalesce(per.messages, 0) AS messages,
        coalesce(per.lost, 0) AS lost_messages, coalesce(per.epochs, 1) AS seq_epochs,
        coalesce(refused.n, 0) AS refused_messages,
        (SELECT count(*) FROM devices d WHERE d.gateway = g.id) AS devices

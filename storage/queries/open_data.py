@@ -58,7 +58,7 @@ WITH v AS (
            (round((d.longitude / %(g)s)::numeric) * %(g)s::numeric)::float8 AS lon
     FROM devices d
     CROSS JOIN LATERAL (
-        SELECT time, value FROM readings
+        SELECT time, value FROM metric_values
         WHERE device = d.id AND metric = %(metric)s AND time >= %(since)s AND time < %(end)s
     ) r
     WHERE d.kind = %(kind)s AND d.latitude IS NOT NULL AND d.longitude IS NOT NULL

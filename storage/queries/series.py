@@ -108,7 +108,7 @@ async def raw(
     cur = await conn.execute(
         "SELECT v.device, v.metric, v.time, v.value"
         " FROM unnest(%s::int4[], %s::int2[]) AS s(device, metric)"
-        " JOIN readings v ON v.device = s.device AND v.metric = s.metric"
+        " JOIN metric_values v ON v.device = s.device AND v.metric = s.metric"
         " AND v.time >= %s AND v.time < %s ORDER BY v.device, v.metric, v.time LIMIT %s",
         ([k.device for k in keys], [k.metric for k in keys], start, end, limit + 1),
     )
@@ -212,11 +212,11 @@ WITH s AS (
         AND r.width_s = %(w)s AND r.window_start >= %(r0)s AND r.window_start < s.e
     UNION ALL  -- two ranges, two branches: each an index range scan
     SELECT v.device, v.metric, {vb}, 1, v.value, v.value, v.value, v.time, v.value, v.time, v.value
-    FROM s JOIN readings v ON v.device = s.device AND v.metric = s.metric
+    FROM s JOIN metric_values v ON v.device = s.device AND v.metric = s.metric
         AND v.time >= %(start)s AND v.time < %(r0)s
     UNION ALL
     SELECT v.device, v.metric, {vb}, 1, v.value, v.value, v.value, v.time, v.value, v.time, v.value
-    FROM s JOIN readings v ON v.device = s.device AND v.metric = s.metric
+    FROM s JOIN metric_values v ON v.device = s.device AND v.metric = s.metric
         AND v.time >= s.e AND v.time < %(end)s
 )
 SELECT device, metric, b, {agg} FROM parts GROUP BY device, metric, b ORDER BY device, metric, b
@@ -233,7 +233,7 @@ def _raw_query(req: SeriesRequest) -> sql.Composed:
         """
 SELECT v.device, v.metric, {vb} AS b, {agg}
 FROM unnest(%(devices)s::int4[], %(metrics)s::int2[]) AS s(device, metric)
-JOIN readings v ON v.device = s.device AND v.metric = s.metric
+JOIN metric_values v ON v.device = s.device AND v.metric = s.metric
     AND v.time >= %(start)s AND v.time < %(end)s
 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """

@@ -14,14 +14,14 @@ _RECENT = """
 WITH recent AS (
     SELECT xmin::text AS tx, "values",
            extract(epoch FROM committed_at - coalesce(sent_at, received_at)) AS lag
-    FROM messages WHERE received_at >= now() - make_interval(secs => %(window)s)
+    FROM messages WHERE received_at >= now() - make_interval(secs => %(lookback)s)
 ), batches AS (SELECT count(*) AS n FROM recent GROUP BY tx)
 SELECT (SELECT count(*) FROM recent), (SELECT coalesce(sum("values"), 0) FROM recent),
        (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag) FROM recent),
        (SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY lag) FROM recent),
        (SELECT count(*) FROM batches), (SELECT avg(n) FROM batches),
        (SELECT max(n) FROM batches),
-       (SELECT coalesce(sum(messages), 0) FROM gateways),
+       (SELECT coalesce(sum(messages_total), 0) FROM gateways),
        (SELECT extract(epoch FROM now() - max(committed_at)) FROM messages
          WHERE received_at >= now() - interval '1 day')
 """
@@ -29,9 +29,9 @@ SELECT (SELECT count(*) FROM recent), (SELECT coalesce(sum("values"), 0) FROM re
 
 @dataclass(slots=True)
 class ServiceFigures:
-    window_s: float
+    lookback_s: float
     messages: int = 0
-    """Telemetry messages committed in the last ``window_s``."""
+    """Telemetry messages committed in the last ``lookback_s``."""
     values: int = 0
     lag_p50_s: float | None = None
     lag_p99_s: float | None = None
@@ -52,13 +52,13 @@ async def _pairs(conn: psycopg.AsyncConnection[Any], query: str) -> dict[str, in
 
 
 async def service_figures(
-    conn: psycopg.AsyncConnection[Any], *, window_s: float = 60.0
+    conn: psycopg.AsyncConnection[Any], *, lookback_s: float = 60.0
 ) -> ServiceFigures:
-    """The figures now; rates over the last ``window_s`` seconds."""
-    cur = await conn.execute(_RECENT, {"window": window_s})
+    """The figures now; rates over the last ``lookback_s`` seconds."""
+    cur = await conn.execute(_RECENT, {"lookback": lookback_s})
     row = await cur.fetchone()
     assert row is not None
-    f = ServiceFigures(window_s, int(row[0]), int(row[1]), row[2], row[3], int(row[4]))
+    f = ServiceFigures(lookback_s, int(row[0]), int(row[1]), row[2], row[3], int(row[4]))
     f.batch_mean = float(row[5]) if row[5] is not None else None
     f.batch_max = int(row[6]) if row[6] is not None else None
     f.messages_total = int(row[7])

@@ -18,7 +18,7 @@ async def raw_rows(
 ) -> list[tuple[datetime, float]]:
     rows = await query(
         url,
-        "SELECT r.time, r.value FROM readings r JOIN devices d ON d.id = r.device"
+        "SELECT r.time, r.value FROM metric_values r JOIN devices d ON d.id = r.device"
         " JOIN metrics m ON m.id = r.metric WHERE d.device_id = %s AND m.name = %s"
         " AND r.time >= %s AND r.time < %s ORDER BY r.time",
         (device, metric, start, end),

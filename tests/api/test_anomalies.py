@@ -36,7 +36,7 @@ async def test_every_episode_newest_first(reader: httpx.AsyncClient, city: City)
     got = [
         (
             a["id"],
-            a["device"],
+            a["device_id"],
             a["detector"],
             datetime.fromisoformat(a["started_at"]),
             a["ended_at"] and datetime.fromisoformat(a["ended_at"]),
@@ -48,7 +48,7 @@ async def test_every_episode_newest_first(reader: httpx.AsyncClient, city: City)
 
 async def test_the_lamp_out_is_the_open_one(reader: httpx.AsyncClient) -> None:
     open_ = await _items(reader, state="open")
-    assert [(a["device"], a["detector"], a["metric"], a["open"]) for a in open_] == [
+    assert [(a["device_id"], a["detector"], a["metric"], a["open"]) for a in open_] == [
         ("sl-1", "lamp_out", None, True)
     ]
     assert datetime.fromisoformat(open_[0]["started_at"]) > NIGHT
@@ -60,9 +60,9 @@ async def test_filters(reader: httpx.AsyncClient) -> None:
     surge = await _items(reader, device="sl-2", metric="voltage_v", detector="deviation")
     assert len(surge) == 1 and surge[0]["observed"] == 160.0 and surge[0]["kind"] == "streetlight"
     assert datetime.fromisoformat(surge[0]["started_at"]) >= SURGE_AT
-    assert {a["device"] for a in await _items(reader, kind="streetlight")} == {"sl-1", "sl-2"}
+    assert {a["device_id"] for a in await _items(reader, kind="streetlight")} == {"sl-1", "sl-2"}
     assert await _items(reader, kind="environment") == []
-    assert {a["device"] for a in await _items(reader, gateway="gw-n")} == {"sl-1", "sl-2"}
+    assert {a["device_id"] for a in await _items(reader, gateway="gw-n")} == {"sl-1", "sl-2"}
     assert all(a["severity"] == "high" for a in await _items(reader, severity="high"))
     assert await _items(reader, severity="low") == [
         a for a in await _items(reader) if a["severity"] == "low"
@@ -70,7 +70,7 @@ async def test_filters(reader: httpx.AsyncClient) -> None:
     before_surge = await _items(reader, to=SURGE_AT.isoformat())
     assert before_surge == []
     after_night = await _items(reader, **{"from": NIGHT.isoformat()})
-    assert {a["device"] for a in after_night} == {"sl-1"}  # the surge's episode ended before
+    assert {a["device_id"] for a in after_night} == {"sl-1"}  # the surge's episode ended before
 
 
 async def test_pages_walk_every_episode_once(reader: httpx.AsyncClient) -> None:
@@ -112,7 +112,7 @@ async def test_a_silent_gateway_is_an_episode_of_the_gateway(city: City) -> None
         await conn.close()
     async with api_client(url, await new_key(url, "reader")) as client:
         listed = await _items(client, detector="gateway_silent")
-        assert [(a["device"], a["gateway"], a["metric"], a["open"]) for a in listed] == [
+        assert [(a["device_id"], a["gateway"], a["metric"], a["open"]) for a in listed] == [
             (None, "gw-s", None, True)
         ]
         of_gw_s = await _items(client, gateway="gw-s")

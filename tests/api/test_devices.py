@@ -72,7 +72,7 @@ async def test_one_device_has_its_metrics_and_last_seen(
     body = r.json()
     rows = await query(
         city.url,
-        "SELECT DISTINCT ON (m.name) m.name, r.time, r.value FROM readings r"
+        "SELECT DISTINCT ON (m.name) m.name, r.time, r.value FROM metric_values r"
         " JOIN metrics m ON m.id = r.metric JOIN devices d ON d.id = r.device"
         " WHERE d.device_id = 'env-1' ORDER BY m.name, r.time DESC",
     )
@@ -99,7 +99,7 @@ async def test_latest_of_one_and_of_many_devices(reader: httpx.AsyncClient, city
     }
     newest = await query(
         city.url,
-        "SELECT max(time) FROM readings r JOIN devices d ON d.id = r.device"
+        "SELECT max(time) FROM metric_values r JOIN devices d ON d.id = r.device"
         " WHERE d.device_id = 'tr-1'",
     )
     assert all(

@@ -44,11 +44,11 @@ async def test_status_rate_and_lost_messages(reader: httpx.AsyncClient, city: Ci
 async def test_filters_one_gateway_and_errors(reader: httpx.AsyncClient) -> None:
     offline = (await reader.get("/v1/gateways", params={"status": "offline"})).json()["items"]
     assert [g["gateway_id"] for g in offline] == ["gw-s"]
-    one = await reader.get("/v1/gateways/gw-n", params={"window": 120})
-    assert one.status_code == 200 and one.json()["window_s"] == 120
+    one = await reader.get("/v1/gateways/gw-n", params={"lookback": 120})
+    assert one.status_code == 200 and one.json()["lookback_s"] == 120
     missing = await reader.get("/v1/gateways/gw-zz")
     assert missing.status_code == 404 and missing.json()["type"] == "/problems/not-found"
-    bad = await reader.get("/v1/gateways", params={"window": 5})
+    bad = await reader.get("/v1/gateways", params={"lookback": 5})
     assert bad.status_code == 422
 
 

@@ -47,7 +47,7 @@ def _load(
             )
         for device_id, metric, t, v in values:
             conn.execute(
-                "INSERT INTO readings SELECT %s, id, %s, %s FROM devices WHERE device_id = %s",
+                "INSERT INTO metric_values SELECT %s, id, %s, %s FROM devices WHERE device_id = %s",
                 (t, BY_NAME[metric].id, v, device_id),
             )
 
@@ -310,7 +310,7 @@ async def test_a_cumulative_people_count_publishes_increases_withheld_below_k(
         )
         for minutes, total in ((-30, 100.0), (30, 103.0), (90, 110.0)):  # +3, then +7
             await conn.execute(
-                "INSERT INTO readings SELECT %s, id, 50, %s FROM devices",
+                "INSERT INTO metric_values SELECT %s, id, 50, %s FROM devices",
                 (T0 + timedelta(minutes=minutes), total),
             )
     finally:

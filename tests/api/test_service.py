@@ -158,7 +158,7 @@ async def test_an_unreachable_database_is_503(keys: dict[str, str]) -> None:
 async def test_a_query_past_the_statement_timeout_is_504(city: City, keys: dict[str, str]) -> None:
     blocker = await connect(city.url)
     try:
-        await blocker.execute("LOCK TABLE readings IN ACCESS EXCLUSIVE MODE")
+        await blocker.execute("LOCK TABLE metric_values IN ACCESS EXCLUSIVE MODE")
         limits = Limits(statement_timeout_ms=200)
         async with api_client(city.url, keys["reader"], limits=limits) as client:
             r = await client.get(

@@ -104,7 +104,7 @@ def test_a_device_chart_with_its_episode(page: Page, console: Console) -> None:
     points = int(re.search(r"(\d+) points", caption.inner_text())[1])  # type: ignore[index]
     (n,) = query_one(
         console.database_url,
-        "SELECT count(DISTINCT date_trunc('minute', r.time)) FROM readings r"
+        "SELECT count(DISTINCT date_trunc('minute', r.time)) FROM metric_values r"
         " JOIN devices d ON d.id = r.device JOIN metrics m ON m.id = r.metric"
         " WHERE d.device_id = 'sl-2' AND m.name = 'voltage_v'",
     )

@@ -50,7 +50,8 @@ async def test_new_kinds_are_announced_and_their_values_stored(
     assert kinds == [("bay-1", "parking_bay"), ("bin-1", "waste_bin"), ("ped-1", "people_counter")]
     stored = await query(
         database_url,
-        "SELECT d.device_id, r.metric, r.value FROM readings r JOIN devices d ON d.id = r.device"
+        "SELECT d.device_id, r.metric, r.value FROM metric_values r"
+        " JOIN devices d ON d.id = r.device"
         " ORDER BY 1, 2",
     )
     assert stored == [

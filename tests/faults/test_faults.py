@@ -176,9 +176,9 @@ async def test_broker_restart_with_persistence_everyone_reconnects(
     async with ingester:
         gateway = ThreadedGateway(own_mosquitto.port, client_id=f"gw-r-{topic_prefix}")
         publishing = asyncio.create_task(asyncio.to_thread(gateway.publish_all, messages, rate=500))
-        await asyncio.sleep(1.5)
+        await _all_committed(database_url, 200)  # mid-stream: some stored, most to come
         await asyncio.to_thread(own_mosquitto.stop)
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # the outage itself, not a wait for evidence
         await asyncio.to_thread(own_mosquitto.start)
         await publishing
         await asyncio.to_thread(gateway.close)
@@ -202,4 +202,6 @@ async def test_a_gateway_replays_its_backlog_out_of_order_with_duplicates(
         await wait_until(lambda: delivered(ingester, 620))
     assert ingester.stats.duplicates == 120
     assert await count_exactly_once(database_url) == (5_000, 5_000, 500)
-    assert await query(database_url, "SELECT last_seq, messages FROM gateways") == [(500, 500)]
+    assert await query(database_url, "SELECT last_seq, messages_total FROM gateways") == [
+        (500, 500)
+    ]

@@ -138,6 +138,6 @@ async def test_the_ingester_stays_up_through_garbage_and_keeps_the_valid_message
             return ingester.stats.deliveries >= len(messages) + len(valid)
 
         await wait_until(all_in)
-    assert await query(database_url, "SELECT count(*) FROM readings") == [(10,)]
+    assert await query(database_url, "SELECT count(*) FROM metric_values") == [(10,)]
     letters = await query(database_url, "SELECT count(*), count(DISTINCT reason) FROM dead_letters")
     assert letters[0][0] == 100 == sum(ingester.stats.dead_letters.values())

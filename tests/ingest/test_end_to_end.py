@@ -97,7 +97,7 @@ async def test_valid_readings_are_stored_once_and_bad_input_is_dead_lettered(
     rows = await query(
         database_url,
         "SELECT d.device_id, (extract(epoch FROM r.time) * 1000)::bigint, m.name, r.value"
-        " FROM readings r JOIN devices d ON d.id = r.device JOIN metrics m ON m.id = r.metric",
+        " FROM metric_values r JOIN devices d ON d.id = r.device JOIN metrics m ON m.id = r.metric",
     )
     assert len(rows) == len(expected)  # each once
     assert set(rows) == expected
@@ -158,7 +158,7 @@ async def test_acks_follow_commits_and_the_session_outlives_the_ingester(
         # Exactly the 50 queued ones and the later one: the first 50 were acknowledged
         # after their commit, so none of them came again.
         assert again.stats.deliveries == 51 and again.stats.duplicates == 0
-    rows = await query(database_url, "SELECT count(*), count(DISTINCT time) FROM readings")
+    rows = await query(database_url, "SELECT count(*), count(DISTINCT time) FROM metric_values")
     assert rows == [(101, 101)]
 
 
@@ -203,4 +203,4 @@ async def test_ingesters_in_a_share_group_split_the_load_and_store_each_message_
         await wait_until(all_in)
     assert first.stats.deliveries > 0 and second.stats.deliveries > 0  # shared, not copied
     assert first.stats.messages + second.stats.messages == 400
-    assert await query(database_url, "SELECT count(*) FROM readings") == [(400,)]
+    assert await query(database_url, "SELECT count(*) FROM metric_values") == [(400,)]

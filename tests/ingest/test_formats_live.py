@@ -49,7 +49,7 @@ async def test_documented_payloads_are_stored_once_and_bad_ones_dead_lettered(
     assert ingester.stats.duplicates == 1
     values = await query(
         database_url,
-        "SELECT d.device_id, m.name, r.value FROM readings r JOIN devices d ON d.id = r.device"
+        "SELECT d.device_id, m.name, r.value FROM metric_values r JOIN devices d ON d.id = r.device"
         " JOIN metrics m ON m.id = r.metric ORDER BY 1, 2",
     )
     assert values == [

@@ -56,5 +56,5 @@ async def test_a_gateway_posts_its_messages_and_gets_what_was_stored(
         "malformed"
     ]
     assert (big.status_code, xml.status_code) == (413, 415)
-    assert await query(database_url, "SELECT count(*) FROM readings") == [(2,)]
+    assert await query(database_url, "SELECT count(*) FROM metric_values") == [(2,)]
     assert await query(database_url, "SELECT count(*) FROM messages") == [(1,)]

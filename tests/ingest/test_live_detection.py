@@ -39,7 +39,7 @@ async def test_a_simulated_night_with_faults_becomes_rollups_and_episodes(
             await asyncio.wait_for(sim.wait(), 60)
         messages = sim.stats.messages
         await wait_until(lambda: delivered(ingester, messages), within_s=30)
-    stored = await query(database_url, "SELECT count(*) FROM readings")
+    stored = await query(database_url, "SELECT count(*) FROM metric_values")
     rolled = await query(database_url, "SELECT sum(count) FROM rollups WHERE width_s = 60")
     assert stored[0][0] > 8_000 and rolled == stored  # every stored value in one window
     rows = await query(

@@ -65,7 +65,8 @@ async def test_a_gateway_cannot_write_or_move_another_gateways_devices(
     assert await _owners(database_url) == {"sl-a": "gw-a", "sl-new": "gw-b"}
     values = await query(
         database_url,
-        "SELECT d.device_id, r.value FROM readings r JOIN devices d ON d.id = r.device ORDER BY 1",
+        "SELECT d.device_id, r.value FROM metric_values r JOIN devices d ON d.id = r.device"
+        " ORDER BY 1",
     )
     assert values == [("sl-a", 1.0), ("sl-new", 2.0)]
     letters = await query(
@@ -97,5 +98,5 @@ async def test_unknown_devices_can_be_refused(
             await publish(mosquitto, [m])
             await wait_until(lambda i=i: delivered(ing, i))  # type: ignore[misc]
     assert await _owners(database_url) == {"sl-known": "gw-a"}
-    assert await query(database_url, "SELECT value FROM readings") == [(1.0,)]
+    assert await query(database_url, "SELECT value FROM metric_values") == [(1.0,)]
     assert await query(database_url, "SELECT reason FROM dead_letters") == [("unknown_device",)]

@@ -114,7 +114,7 @@ async def test_hostile_payloads_cost_only_themselves(
     assert summary == [("8900 more refusals in this message: {'unknown_metric': 8900}",)]
     stored = await query(
         database_url,
-        "SELECT d.device_id, r.value FROM readings r JOIN devices d ON d.id = r.device"
+        "SELECT d.device_id, r.value FROM metric_values r JOIN devices d ON d.id = r.device"
         " WHERE d.device_id IN ('sl-1', 'sl-2', 'sl-3') ORDER BY 1",
     )
     # sl-2 kept its finite value; seq 1 kept its first content; seq 3 kept its reading

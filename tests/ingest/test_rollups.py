@@ -27,7 +27,7 @@ SELECT device, metric, 'epoch'::timestamptz + floor(extract(epoch FROM time) / %
        count(*), sum(value), min(value), max(value),
        (array_agg(value ORDER BY time))[1], (array_agg(value ORDER BY time DESC))[1],
        stddev_pop(value)
-FROM readings GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+FROM metric_values GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
 """
 _FROM_ROLLUPS = """
 SELECT device, metric, window_start, count, sum, min, max, first, last, sqrt(m2 / count)

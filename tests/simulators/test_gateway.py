@@ -99,7 +99,7 @@ async def test_a_gateway_that_reconnects_delivers_its_backlog_in_seq_order(
 ) -> None:
     city = build_city(streetlights=3, environment=0, traffic=0, gateways=1)
     async with listening(own_mosquitto.port, "", "listener-backlog") as listener:
-        gateway = GatewayClient(city[0], host="127.0.0.1", port=own_mosquitto.port, window=4)
+        gateway = GatewayClient(city[0], host="127.0.0.1", port=own_mosquitto.port, in_flight=4)
         gateway.start()
         await gateway.until_connected()
         messages = list(_messages(600))

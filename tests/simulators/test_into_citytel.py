@@ -62,7 +62,7 @@ async def test_every_value_is_stored_once_or_dead_lettered_as_out_of_range(
             return bool(rows[0][0] == len(distinct))
 
         await wait_until(stored, within_s=30)
-    rows = await query(database_url, "SELECT count(*) FROM readings")
+    rows = await query(database_url, "SELECT count(*) FROM metric_values")
     assert rows[0][0] == values - garbage
     rows = await query(database_url, "SELECT reason, count(*) FROM dead_letters GROUP BY 1")
     assert dict(rows) == {"out_of_range": garbage}  # type: ignore[arg-type]
@@ -96,13 +96,13 @@ async def test_the_city_in_another_vendors_protocol_is_stored_value_for_value(
             await asyncio.wait_for(sim.wait(), 60)
 
         async def stored() -> bool:
-            rows = await query(database_url, "SELECT count(*) FROM readings")
+            rows = await query(database_url, "SELECT count(*) FROM metric_values")
             return bool(rows[0][0] >= values)
 
         await wait_until(stored, within_s=30)
         assert ing.stats.duplicates == 0
     rows = await query(
-        database_url, "SELECT count(*), count(DISTINCT (device, metric, time)) FROM readings"
+        database_url, "SELECT count(*), count(DISTINCT (device, metric, time)) FROM metric_values"
     )
     assert rows == [(values, values)]  # every value the simulator sent, each once
     letters = await query(database_url, "SELECT reason, count(*) FROM dead_letters GROUP BY 1")

@@ -49,7 +49,9 @@ async def test_binary_copy_stores_exact_times_and_values(database_url: str) -> N
         values = _values(device, 5, 2)
         result = await write_batch(conn, _messages(gateway, [1, 2]), values, [])
         assert (result.messages, result.duplicates, result.values) == (2, 0, 10)
-        cur = await conn.execute("SELECT time, device, metric, value FROM readings ORDER BY time")
+        cur = await conn.execute(
+            "SELECT time, device, metric, value FROM metric_values ORDER BY time"
+        )
         rows = await cur.fetchall()
         times = [int(r[0].timestamp() * 1_000_000) for r in rows]
         assert times == values.time_us.tolist()
@@ -58,7 +60,7 @@ async def test_binary_copy_stores_exact_times_and_values(database_url: str) -> N
         cur = await conn.execute('SELECT seq, readings, "values" FROM messages ORDER BY seq')
         assert await cur.fetchall() == [(1, 5, 5), (2, 5, 5)]
         cur = await conn.execute(
-            "SELECT last_seq, messages FROM gateways WHERE id = %s", (gateway,)
+            "SELECT last_seq, messages_total FROM gateways WHERE id = %s", (gateway,)
         )
         assert await cur.fetchone() == (2, 2)
     finally:
@@ -79,7 +81,7 @@ async def test_a_message_written_twice_is_stored_once(database_url: str) -> None
         assert (first.messages, first.values, len(first.dead_letters)) == (2, 6, 1)
         assert (again.messages, again.duplicates, again.values) == (1, 2, 3)
         assert again.dead_letters == []  # the letter belonged to a duplicate
-        cur = await conn.execute("SELECT count(*) FROM readings")
+        cur = await conn.execute("SELECT count(*) FROM metric_values")
         assert await cur.fetchone() == (9,)
         cur = await conn.execute("SELECT count(*) FROM dead_letters")
         assert await cur.fetchone() == (1,)

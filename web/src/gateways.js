@@ -11,7 +11,7 @@ function worstFirst(a, b) {
 const MARK = { online: "●", offline: "■", unknown: "?" };
 
 export async function gatewaysView(only) {
-  const g = await get("/v1/gateways", { window: 3600 });
+  const g = await get("/v1/gateways", { lookback: 3600 });
   const items = g.items.filter((x) => !only || x.gateway_id === only).sort(worstFirst);
   const rows = items.map((x) =>
     h(

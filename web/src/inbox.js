@@ -23,7 +23,7 @@ function lifecycleText(a) {
 }
 
 export function subject(a) {
-  return a.device ? a.device : `gateway ${a.gateway}`;
+  return a.device_id ? a.device_id : `gateway ${a.gateway}`;
 }
 
 function row(a, act) {
@@ -32,7 +32,7 @@ function row(a, act) {
     "tr",
     { id: `anomaly-${a.id}`, "data-lifecycle": a.lifecycle },
     h("td", {}, when(a.started_at), a.open ? "" : h("br"), a.open ? "" : `ended ${when(a.ended_at)}`),
-    h("td", {}, a.device ? h("a", { href: `#/device/${encodeURIComponent(a.device)}` }, a.device) : `gateway ${a.gateway}`),
+    h("td", {}, a.device_id ? h("a", { href: `#/device/${encodeURIComponent(a.device_id)}` }, a.device_id) : `gateway ${a.gateway}`),
     h("td", {}, a.metric || "whole device"),
     h("td", {}, a.detector),
     h("td", {}, h("span", { class: `sev sev-${a.severity}` }, a.severity)),
