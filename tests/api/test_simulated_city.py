@@ -103,6 +103,6 @@ async def test_the_api_answers_what_the_simulated_city_sent(
         assert {datetime.fromisoformat(i["time"]) for i in latest} == {last_tick}
 
         open_ = (await _get(client, "/v1/anomalies", state="open", detector="lamp_out"))["items"]
-        assert [(a["device"], a["gateway"]) for a in open_] == [(lamp.device_id, lamp_gw)]
+        assert [(a["device_id"], a["gateway"]) for a in open_] == [(lamp.device_id, lamp_gw)]
         started = datetime.fromisoformat(open_[0]["started_at"])
         assert out.start <= started <= out.start + timedelta(minutes=30)
